@@ -1,0 +1,1 @@
+"""The trio actor runtime: one actor per allocation, their task runners, supervisor and scheduler."""

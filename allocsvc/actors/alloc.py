@@ -1,0 +1,293 @@
+"""The allocation actor: a trio task with a bounded mailbox that owns one allocation's stream.
+
+Owns ``AllocActor``. Commands are processed one at a time in arrival order: ``decide`` on the
+current state, append the events (durably), reply, then carry out the effects — spawn or
+restart task runners, kill tasks, deliver signals, and run the stop evaluation. The actor never
+awaits its task runners, so their reports can always be processed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import outcome
+import trio
+
+from allocsvc.actors.mailbox import Envelope, Mailbox
+from allocsvc.actors.runtime import Runtime
+from allocsvc.actors.task_runner import TaskRunner
+from allocsvc.domain import commands as cmd, events as ev
+from allocsvc.domain.jobs import find_group, find_task
+from allocsvc.domain.lifecycle import AllocAggregate, decide, is_alloc_terminal
+from allocsvc.domain.model import DesiredStatus, Evaluation, TaskStatus, is_terminal_client_status
+from allocsvc.errors import DriverError, LifecycleError, NotFoundError
+from allocsvc.store.log import StreamWrite
+
+logger = logging.getLogger("allocsvc.actor")
+
+STOP_DESCRIPTION = "alloc is being migrated"
+
+Spawn = Callable[[str], None]
+
+
+class AllocActor:
+    """Serialises every change to one allocation."""
+
+    def __init__(self, alloc_id: str, rt: Runtime, spawn: Spawn, *, restoring: bool = False) -> None:
+        self.alloc_id = alloc_id
+        self.rt = rt
+        self._spawn = spawn
+        self._restoring = restoring
+        self.mailbox: Mailbox[cmd.AnyCommand, list[ev.Recorded]] = Mailbox(rt.mailbox_size)
+        self.runners: dict[str, TaskRunner] = {}
+        self._nursery: trio.Nursery | None = None
+        self.stopped = trio.Event()
+
+    @property
+    def state(self) -> AllocAggregate:
+        """The allocation as the read model has it (updated before every append returns)."""
+        state = self.rt.model.alloc(self.alloc_id)
+        if state is None:
+            raise NotFoundError(f'Unknown allocation "{self.alloc_id}"')
+        return state
+
+    async def ask(self, command: cmd.AnyCommand) -> list[ev.Recorded]:
+        """Send a command; return its committed records or raise its error."""
+        return await self.mailbox.ask(command)
+
+    # --- main loop ------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Process the mailbox until passivated or cancelled; fail queued asks on the way out."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                self._start_runners()
+                async for envelope in self.mailbox.receive:
+                    await self._process(envelope)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.mailbox.close()
+            self.stopped.set()
+
+    def can_passivate(self) -> bool:
+        """Idle and finished: no live runners, a terminal allocation and nothing queued."""
+        if self.mailbox.statistics().queued:
+            return False
+        state = self.state
+        idle = all(r.done.is_set() for r in self.runners.values())
+        return idle and is_alloc_terminal(state.alloc) and is_terminal_client_status(state.alloc.ClientStatus)
+
+    def _start_runners(self) -> None:
+        state = self.state
+        if state.alloc.DesiredStatus != DesiredStatus.RUN:
+            self._resume_kills(state)
+            return
+        if is_terminal_client_status(state.alloc.ClientStatus):
+            return
+        for task in state.tasks:
+            if (state.alloc.TaskStates or {})[task].State != TaskStatus.DEAD:
+                self._start_runner(task, "restore" if self._restoring else "fresh")
+
+    def _resume_kills(self, state: AllocAggregate) -> None:
+        """After a restart, finish killing a stopped allocation's tasks that were still live."""
+        self._kill_all(reason="", sibling="")
+
+    def _start_runner(self, task: str, mode: str) -> None:
+        assert self._nursery is not None
+        runner = TaskRunner(self.alloc_id, task, self.rt, self.ask)
+        self.runners[task] = runner
+        self._nursery.start_soon(runner.run, mode)
+
+    # --- one command ----------------------------------------------------------------------------
+
+    async def _process(self, envelope: Envelope[cmd.AnyCommand, list[ev.Recorded]]) -> None:
+        command = envelope.command
+        try:
+            records = await self._execute(command)
+            if isinstance(command, cmd.SignalTask):
+                await self._deliver_signals(records)
+        except Exception as exc:
+            envelope.reply(outcome.Error(exc))
+            return
+        envelope.reply(outcome.Value(records))
+        await self._react(records)
+
+    async def _execute(self, command: cmd.AnyCommand) -> list[ev.Recorded]:
+        state = self.state
+        now = self.rt.clock.now_ns()
+        events = decide(state, command, now)
+        if not events:
+            return []
+        writes = [StreamWrite(ev.alloc_stream(self.alloc_id), state.version, events)]
+        if isinstance(command, cmd.StopAlloc):
+            writes.append(self._stop_eval(state, command.eval_id))
+        return await self.rt.log.append(writes, time=now)
+
+    def _stop_eval(self, state: AllocAggregate, eval_id: str) -> StreamWrite:
+        job = self.rt.model.job_for(state)
+        evaluation = Evaluation(
+            ID=eval_id,
+            Namespace=state.alloc.Namespace,
+            Priority=job.priority if job else 50,
+            Type=job.type if job else "service",
+            TriggeredBy="alloc-stop",
+            JobID=state.alloc.JobID,
+            JobModifyIndex=job.job_modify_index if job else 0,
+            Status="pending",
+        )
+        return StreamWrite(ev.eval_stream(eval_id), 0, [ev.EvalCreated(eval=evaluation)])
+
+    async def _deliver_signals(self, records: Sequence[ev.Recorded]) -> None:
+        errors: list[str] = []
+        for recorded in records:
+            event = recorded.event
+            if isinstance(event, ev.TaskSignaled):
+                runner = self.runners.get(event.task)
+                handle = runner.handle if runner is not None else None
+                if handle is None:
+                    errors.append(f"Failed to signal task: {event.task}, err: Task not running")
+                    continue
+                try:
+                    await handle.signal(event.signal or "SIGINT")
+                except DriverError as exc:
+                    errors.append(f"Failed to signal task: {event.task}, err: {exc.message}")
+        if len(errors) == 1 and len(records) == 1:
+            raise LifecycleError(errors[0].split("err: ", 1)[1], status_hint=500)
+        if errors:
+            head = "1 error occurred" if len(errors) == 1 else f"{len(errors)} errors occurred"
+            raise LifecycleError(head + ":\n" + "".join(f"\t* {e}\n" for e in errors) + "\n", status_hint=500)
+
+    # --- effects --------------------------------------------------------------------------------
+
+    async def _react(self, records: Sequence[ev.Recorded]) -> None:
+        assert self._nursery is not None
+        for recorded in records:
+            event = recorded.event
+            match event:
+                case ev.AllocStopRequested(eval_id=eval_id):
+                    await self._process_stop_eval(eval_id)
+                case ev.AllocDesiredStatusChanged(desired_status=DesiredStatus.STOP):
+                    self._kill_all(reason="", sibling="")
+                case ev.TaskRestartSignaled(task=task):
+                    runner = self.runners.get(task)
+                    if runner is not None and runner.handle is not None:
+                        self._nursery.start_soon(self._restart_kill, runner)
+                case ev.TaskRestarting(task=task):
+                    runner = self.runners.get(task)
+                    if runner is None or runner.done.is_set():
+                        self._start_runner(task, "rerun")
+                case ev.TaskNotRestarting(task=task):
+                    if self.state.alloc.DesiredStatus == DesiredStatus.RUN:
+                        self._kill_all(reason="", sibling=task)
+                case _:
+                    pass
+
+    async def _process_stop_eval(self, eval_id: str) -> None:
+        """The in-process scheduler's answer to an ``alloc-stop`` eval: stop, and place a replacement."""
+        state = self.state
+        job = self.rt.model.job_for(state)
+        record = self.rt.model.state.jobs.get((state.alloc.Namespace, state.alloc.JobID))
+        replace = (
+            job is not None
+            and record is not None
+            and not record.stopped
+            and job.type in ("service", "batch")
+            and state.alloc.DesiredStatus == DesiredStatus.RUN
+            and not is_terminal_client_status(state.alloc.ClientStatus)
+        )
+        now = self.rt.clock.now_ns()
+        new_id = self.rt.new_id() if replace else ""
+        events = decide(state, cmd.MarkAllocStopped(description=STOP_DESCRIPTION, next_allocation=new_id), now)
+        writes = []
+        if events:
+            writes.append(StreamWrite(ev.alloc_stream(self.alloc_id), state.version, events))
+        if replace and job is not None:
+            group = find_group(job, state.alloc.TaskGroup)
+            writes.append(
+                StreamWrite(
+                    ev.alloc_stream(new_id),
+                    0,
+                    [
+                        ev.AllocPlaced(
+                            alloc_id=new_id,
+                            namespace=state.alloc.Namespace,
+                            eval_id=eval_id,
+                            name=state.alloc.Name,
+                            node_id=state.alloc.NodeID,
+                            node_name=state.alloc.NodeName,
+                            job_id=state.alloc.JobID,
+                            job_version=record.current.version if record is not None else state.job_version,
+                            task_group=group.name,
+                            tasks=tuple(t.name for t in group.tasks or []),
+                            previous_allocation=self.alloc_id,
+                            allocated_resources=state.alloc.AllocatedResources,
+                        )
+                    ],
+                )
+            )
+        version = self.rt.log.stream_version(ev.eval_stream(eval_id))
+        writes.append(StreamWrite(ev.eval_stream(eval_id), version, [ev.EvalStatusChanged(eval_id=eval_id, status="complete")]))
+        records = await self.rt.log.append(writes, time=now)
+        if replace:
+            self._spawn(new_id)
+        await self._react([r for r in records if r.stream == ev.alloc_stream(self.alloc_id)])
+
+    def _kill_all(self, *, reason: str, sibling: str) -> None:
+        assert self._nursery is not None
+        state = self.state
+        for task in state.tasks:
+            if task == sibling:
+                continue
+            if (state.alloc.TaskStates or {})[task].State != TaskStatus.DEAD:
+                self._nursery.start_soon(self._kill_task, task, reason, sibling)
+
+    async def _kill_task(self, task_name: str, reason: str, sibling: str) -> None:
+        """Nomad's kill sequence: Killing, shutdown delay, signal + timeout, then the exit report."""
+        state = self.state
+        job = self.rt.model.job_for(state)
+        if job is None:
+            return
+        group = find_group(job, state.alloc.TaskGroup)
+        task = find_task(group, task_name)
+        delay = task.shutdown_delay or (group.shutdown_delay or 0)
+        skip = bool(state.alloc.DesiredTransition and state.alloc.DesiredTransition.NoShutdownDelay)
+        try:
+            records = await self.ask(
+                cmd.BeginKill(
+                    task=task_name,
+                    kill_timeout=task.kill_timeout,
+                    reason=reason,
+                    shutdown_delay=delay,
+                    skip_shutdown_delay=skip,
+                    sibling=sibling,
+                )
+            )
+        except Exception as exc:
+            logger.info("kill of %s/%s not started: %s", self.alloc_id, task_name, exc)
+            return
+        if not records:
+            return
+        if any(isinstance(r.event, ev.TaskShutdownDelayWaited) for r in records):
+            await trio.sleep(delay / 1e9)
+        runner = self.runners.get(task_name)
+        if runner is not None:
+            runner.cancel_delay()
+        handle = runner.handle if runner is not None else None
+        if handle is not None:
+            await handle.kill(task.kill_signal or "SIGINT", task.kill_timeout / 1e9)
+        elif runner is None and (self.state.alloc.TaskStates or {})[task_name].State == TaskStatus.RUNNING:
+            # restored after an agent restart with no process left: report the exit ourselves
+            policy = group.restart_policy
+            assert policy is not None
+            await self.ask(cmd.ReportTaskExited(task=task_name, exit_code=0, policy=policy, restart_on_success=False))
+
+    async def _restart_kill(self, runner: TaskRunner) -> None:
+        """A user restart kills the process directly (no Killing event, no shutdown delay)."""
+        handle = runner.handle
+        if handle is None:
+            return
+        _, task, _ = runner.spec()
+        await handle.kill(task.kill_signal or "SIGINT", task.kill_timeout / 1e9)

@@ -1,0 +1,204 @@
+"""One task's client-side life: receive, set up, start, wait, and follow the restart policy.
+
+Owns ``TaskRunner``. It drives its driver handle and reports every step to its allocation
+actor with ``ask``; the actor decides the events. Killing and user restarts are done by the
+actor's effect tasks through ``handle``/``cancel_delay``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+import trio
+
+from allocsvc.domain import commands as cmd, events as ev
+from allocsvc.domain.jobs import find_group, find_task, task_restart_policy
+from allocsvc.domain.model import RestartPolicy, Task, TaskGroup, TaskStatus
+from allocsvc.domain.restarts import restarts_on_success
+from allocsvc.drivers.base import TaskHandle, TaskLaunch
+from allocsvc.drivers.taskdir import build_task_dirs, task_dirs, task_env
+from allocsvc.errors import AllocsvcError, DriverError
+
+if TYPE_CHECKING:
+    from allocsvc.actors.runtime import Runtime
+    from allocsvc.domain.lifecycle import AllocAggregate
+
+logger = logging.getLogger("allocsvc.task")
+
+Ask = Callable[[cmd.AnyCommand], Awaitable[list[ev.Recorded]]]
+
+
+class _Policy(NamedTuple):
+    policy: RestartPolicy
+    restart_on_success: bool
+    jitter: float
+
+
+class TaskRunner:
+    """Runs one task of one allocation until it is dead."""
+
+    def __init__(self, alloc_id: str, task: str, rt: Runtime, ask: Ask) -> None:
+        self.alloc_id = alloc_id
+        self.task = task
+        self.rt = rt
+        self._ask = ask
+        self.handle: TaskHandle | None = None
+        self._delay_scope: trio.CancelScope | None = None
+        self.done = trio.Event()
+
+    # --- spec lookups ---------------------------------------------------------------------------
+
+    def _state(self) -> AllocAggregate:
+        state = self.rt.model.alloc(self.alloc_id)
+        assert state is not None
+        return state
+
+    def spec(self) -> tuple[TaskGroup, Task, str]:
+        """The task group, task spec and job type this runner executes."""
+        state = self._state()
+        job = self.rt.model.job_for(state)
+        assert job is not None
+        group = find_group(job, state.alloc.TaskGroup)
+        return group, find_task(group, self.task), job.type
+
+    def _policy(self) -> _Policy:
+        group, task, job_type = self.spec()
+        job = self.rt.model.job_for(self._state())
+        assert job is not None
+        hook = str((task.lifecycle or {}).get("Hook", ""))
+        sidecar = bool((task.lifecycle or {}).get("Sidecar", False))
+        return _Policy(
+            task_restart_policy(job, group, task), restarts_on_success(job_type, hook, sidecar), self.rt.rng.random()
+        )
+
+    def _task_status(self) -> str:
+        return (self._state().alloc.TaskStates or {})[self.task].State
+
+    def launch(self) -> TaskLaunch:
+        """Build the launch description (and the task's directories when there is a data dir)."""
+        state = self._state()
+        job = self.rt.model.job_for(state)
+        assert job is not None
+        group, task, _ = self.spec()
+        dirs = None
+        if self.rt.data_dir is not None:
+            dirs = task_dirs(self.rt.data_dir, self.alloc_id, self.task)
+            build_task_dirs(dirs)
+        env = task_env(
+            job=job, group=group.name, task=task, alloc_id=self.alloc_id, alloc_name=state.alloc.Name, dirs=dirs
+        )
+        return TaskLaunch(
+            alloc_id=self.alloc_id,
+            alloc_name=state.alloc.Name,
+            namespace=state.alloc.Namespace,
+            job_id=job.id,
+            group=group.name,
+            task=self.task,
+            config=dict(task.config or {}),
+            env=env,
+            task_dir=dirs.task_dir if dirs else None,
+            alloc_dir=dirs.alloc_dir if dirs else None,
+            stdout_path=dirs.stdout if dirs else None,
+            stderr_path=dirs.stderr if dirs else None,
+        )
+
+    # --- control from the actor -----------------------------------------------------------------
+
+    def cancel_delay(self) -> None:
+        """Interrupt a restart delay (the task is being killed)."""
+        if self._delay_scope is not None:
+            self._delay_scope.cancel()
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def run(self, mode: str) -> None:
+        """Run until the task is dead. ``mode``: ``fresh``, ``restore`` or ``rerun``."""
+        try:
+            await self._run(mode)
+        except AllocsvcError as exc:
+            logger.info("task runner %s/%s stopped: %s", self.alloc_id, self.task, exc.message)
+        finally:
+            self.done.set()
+
+    async def _run(self, mode: str) -> None:
+        state = self._state()
+        task_state = (state.alloc.TaskStates or {})[self.task]
+        if mode == "fresh" and not task_state.Events:
+            await self._ask(cmd.RecordTaskReceived(task=self.task))
+        elif mode == "restore" and task_state.State == TaskStatus.RUNNING:
+            p = self._policy()
+            records = await self._ask(
+                cmd.RecordRestoreFailed(
+                    task=self.task,
+                    message="failed to restore task after agent restart",
+                    policy=p.policy,
+                    restart_on_success=p.restart_on_success,
+                    jitter=p.jitter,
+                )
+            )
+            if not await self._follow(records):
+                return
+        while True:
+            if self._task_status() == TaskStatus.DEAD or self._state().runtime[self.task].kill_requested:
+                return
+            if not self._state().runtime[self.task].started_once:
+                await self._ask(cmd.RecordTaskSetup(task=self.task, message="Building Task Directory"))
+            _, task, _ = self.spec()
+            driver = self.rt.drivers.get(task.driver)
+            try:
+                if driver is None:
+                    raise DriverError(f'Driver "{task.driver}" is not available on this node', recoverable=False)
+                handle = await driver.start(self.launch())
+            except DriverError as exc:
+                p = self._policy()
+                records = await self._ask(
+                    cmd.ReportStartFailed(
+                        task=self.task,
+                        error=exc.message,
+                        recoverable=exc.recoverable,
+                        policy=p.policy,
+                        restart_on_success=p.restart_on_success,
+                        jitter=p.jitter,
+                    )
+                )
+                if not await self._follow(records):
+                    return
+                continue
+            self.handle = handle
+            try:
+                await self._ask(cmd.RecordTaskStarted(task=self.task))
+            except AllocsvcError:
+                _, task, _ = self.spec()
+                await handle.kill(task.kill_signal or "SIGINT", task.kill_timeout / 1e9)
+                self.handle = None
+                return
+            result = await handle.wait()
+            self.handle = None
+            p = self._policy()
+            records = await self._ask(
+                cmd.ReportTaskExited(
+                    task=self.task,
+                    exit_code=result.exit_code,
+                    signal=result.signal,
+                    message=result.message,
+                    oom_killed=result.oom_killed,
+                    policy=p.policy,
+                    restart_on_success=p.restart_on_success,
+                    jitter=p.jitter,
+                )
+            )
+            if not await self._follow(records):
+                return
+
+    async def _follow(self, records: Sequence[ev.Recorded]) -> bool:
+        """After a restart decision: wait out its delay. Returns whether to start again."""
+        last = records[-1].event if records else None
+        if not isinstance(last, ev.TaskRestarting):
+            return False
+        with trio.CancelScope() as scope:
+            self._delay_scope = scope
+            await trio.sleep(last.delay / 1e9)
+        self._delay_scope = None
+        return self._task_status() != TaskStatus.DEAD and not self._state().runtime[self.task].kill_requested

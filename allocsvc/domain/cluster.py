@@ -1,0 +1,123 @@
+"""The cluster state every read model and tool derives from the log: a fold of all events.
+
+Owns ``ClusterState.apply(recorded)``: namespaces, job versions, evaluations, allocation
+aggregates and per-table indexes (Nomad's ``state.Index("allocs")``). Projections, replay
+tooling and the simulator all use this one fold, so replay rebuilds exactly the live state.
+Pure: in-memory only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from allocsvc.domain import events as ev
+from allocsvc.domain.lifecycle import AllocAggregate, evolve, place
+from allocsvc.domain.model import Evaluation, Job, Namespace
+
+DEFAULT_NAMESPACE = Namespace(Name="default", Description="Default shared namespace")
+
+
+class JobRecord(msgspec.Struct, kw_only=True):
+    """All registered versions of one job, and whether it is stopped or purged."""
+
+    versions: dict[int, Job]
+    current: Job
+    stopped: bool = False
+    purged: bool = False
+
+
+class ClusterState:
+    """Everything the log says, folded in index order."""
+
+    def __init__(self) -> None:
+        self.namespaces: dict[str, Namespace] = {"default": DEFAULT_NAMESPACE}
+        self.jobs: dict[tuple[str, str], JobRecord] = {}
+        self.evals: dict[str, Evaluation] = {}
+        self.allocs: dict[str, AllocAggregate] = {}
+        self.table_index: dict[str, int] = {}
+        self.last_index = 0
+        self.stream_versions: dict[str, int] = {}
+        self.acl_events: list[ev.Recorded] = []
+
+    def apply_all(self, records: Iterable[ev.Recorded]) -> None:
+        """Apply records in order."""
+        for recorded in records:
+            self.apply(recorded)
+
+    def _touch(self, table: str, index: int) -> None:
+        self.table_index[table] = index
+
+    def apply(self, recorded: ev.Recorded) -> None:
+        """Fold one committed record; records must arrive in strictly increasing index order."""
+        if recorded.index <= self.last_index:
+            raise ValueError(f"record index {recorded.index} not after {self.last_index}")
+        self.last_index = recorded.index
+        self.stream_versions[recorded.stream] = recorded.version
+        event, index = recorded.event, recorded.index
+        match event:
+            case ev.NamespaceUpserted(namespace=ns):
+                old = self.namespaces.get(ns.Name)
+                create = old.CreateIndex if old is not None and old.CreateIndex else index
+                self.namespaces[ns.Name] = msgspec.structs.replace(ns, CreateIndex=create, ModifyIndex=index)
+                self._touch("namespaces", index)
+            case ev.NamespaceDeleted(name=name):
+                self.namespaces.pop(name, None)
+                self._touch("namespaces", index)
+            case ev.JobRegistered(job=job):
+                key = (job.namespace, job.id)
+                record = self.jobs.get(key)
+                create = record.current.create_index if record is not None else index
+                snapshot = msgspec.structs.replace(
+                    job, create_index=create, modify_index=index, job_modify_index=index, submit_time=recorded.time
+                )
+                if record is None:
+                    self.jobs[key] = JobRecord(versions={job.version: snapshot}, current=snapshot)
+                else:
+                    record.versions[job.version] = snapshot
+                    record.current = snapshot
+                    record.stopped = False
+                    record.purged = False
+                self._touch("jobs", index)
+            case ev.JobDeregistered(namespace=namespace, job_id=job_id, purge=purge):
+                key = (namespace, job_id)
+                if key in self.jobs:
+                    record = self.jobs[key]
+                    record.stopped = True
+                    record.purged = purge
+                    record.current = msgspec.structs.replace(record.current, stop=True, modify_index=index)
+                self._touch("jobs", index)
+            case ev.EvalCreated(eval=evaluation):
+                self.evals[evaluation.ID] = msgspec.structs.replace(
+                    evaluation, CreateIndex=index, ModifyIndex=index, CreateTime=recorded.time, ModifyTime=recorded.time
+                )
+                self._touch("evals", index)
+            case ev.EvalStatusChanged(eval_id=eval_id, status=status, description=description):
+                old_eval = self.evals.get(eval_id)
+                if old_eval is not None:
+                    self.evals[eval_id] = msgspec.structs.replace(
+                        old_eval, Status=status, StatusDescription=description, ModifyIndex=index, ModifyTime=recorded.time
+                    )
+                self._touch("evals", index)
+            case ev.AllocPlaced(alloc_id=alloc_id):
+                self.allocs[alloc_id] = place(recorded)
+                self._touch("allocs", index)
+            case _ if recorded.stream.startswith("alloc/"):
+                alloc_id = recorded.stream[len("alloc/") :]
+                self.allocs[alloc_id] = evolve(self.allocs[alloc_id], recorded)
+                self._touch("allocs", index)
+            case _:
+                self.acl_events.append(recorded)
+                self._touch("acl", index)
+
+    def index(self, table: str) -> int:
+        """The last index that wrote ``table`` (0 if never)."""
+        return self.table_index.get(table, 0)
+
+    def job_snapshot(self, namespace: str, job_id: str, version: int) -> Job | None:
+        """The job version an allocation was placed from."""
+        record = self.jobs.get((namespace, job_id))
+        if record is None:
+            return None
+        return record.versions.get(version)

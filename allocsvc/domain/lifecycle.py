@@ -1,0 +1,430 @@
+"""The allocation lifecycle: one rule table, ``decide`` and ``evolve``.
+
+Rule 1 (after h11's ``_state.py``): everything that decides which task event may follow which
+task state lives in ``TASK_RULES`` in this file. ``decide(state, command, now)`` turns a command
+into events or raises ``LifecycleError``; ``evolve(state, recorded)`` folds one committed event.
+Both are pure; actors call ``decide``, projections and replay call ``evolve``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from allocsvc.domain import commands as cmd, events as ev
+from allocsvc.domain.display import to_task_event
+from allocsvc.domain.model import (
+    AllocState,
+    Allocation,
+    ClientStatus,
+    DesiredStatus,
+    DesiredTransition,
+    TaskState,
+    TaskStatus,
+    is_terminal_client_status,
+)
+from allocsvc.domain.restarts import Decision, Finish, GiveUp, Restart, Tracker, decide_after_exit
+from allocsvc.errors import LifecycleError, NotFoundError
+from allocsvc.gocompat import rfc3339nano
+
+MAX_TASK_EVENTS = 10
+"""Nomad keeps the newest 10 events per task (``defaultMaxEvents``)."""
+
+P, R, D = TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.DEAD
+
+
+class TaskRule(msgspec.Struct, frozen=True):
+    """Which task states an event may follow, and the state it leaves (None: unchanged)."""
+
+    allowed_from: frozenset[TaskStatus]
+    to: TaskStatus | None
+
+
+TASK_RULES: dict[type[ev.TaskEventBase], TaskRule] = {
+    ev.TaskReceived: TaskRule(frozenset({P}), None),
+    ev.TaskSetupRan: TaskRule(frozenset({P}), None),
+    ev.TaskDriverMessaged: TaskRule(frozenset({P, R}), None),
+    ev.TaskStarted: TaskRule(frozenset({P}), R),
+    ev.TaskDriverFailed: TaskRule(frozenset({P}), None),
+    ev.TaskSignaled: TaskRule(frozenset({R}), None),
+    ev.TaskRestartSignaled: TaskRule(frozenset({R, D}), None),
+    ev.TaskSiblingFailed: TaskRule(frozenset({P, R}), None),
+    ev.TaskKilling: TaskRule(frozenset({P, R}), None),
+    ev.TaskShutdownDelayWaited: TaskRule(frozenset({P, R}), None),
+    ev.TaskShutdownDelaySkipped: TaskRule(frozenset({P, R}), None),
+    ev.TaskTerminated: TaskRule(frozenset({R}), None),
+    ev.TaskRestoreFailed: TaskRule(frozenset({P, R}), None),
+    ev.TaskKilled: TaskRule(frozenset({P, R}), D),
+    ev.TaskRestarting: TaskRule(frozenset({P, R, D}), P),
+    ev.TaskNotRestarting: TaskRule(frozenset({P, R}), D),
+    ev.TaskCompleted: TaskRule(frozenset({P, R}), D),
+}
+"""The lifecycle table: task event → (states it may follow, state it leaves)."""
+
+
+class TaskRuntime(msgspec.Struct, frozen=True, kw_only=True):
+    """Client-side bookkeeping for one task that Nomad keeps outside ``TaskState``."""
+
+    tracker: Tracker = Tracker()
+    kill_requested: bool = False
+    restart_requested: bool = False
+    started_once: bool = False
+
+
+class AllocAggregate(msgspec.Struct, frozen=True, kw_only=True):
+    """One allocation's state: Nomad's ``Allocation`` plus the bookkeeping replay needs."""
+
+    alloc: Allocation
+    version: int
+    job_version: int
+    tasks: tuple[str, ...]
+    runtime: dict[str, TaskRuntime]
+    stop_requested: bool = False
+
+
+# --- evolve -------------------------------------------------------------------------------------
+
+
+def derive_client_status(states: Iterable[TaskState]) -> tuple[str, str]:
+    """Nomad's client status rules (FACTS §2.5): failed, running, pending, else complete."""
+    states = list(states)
+    if any(s.State == D and s.Failed for s in states):
+        return ClientStatus.FAILED, "Failed tasks"
+    if any(s.State == R for s in states):
+        return ClientStatus.RUNNING, "Tasks are running"
+    if any(s.State == P for s in states):
+        return ClientStatus.PENDING, "No tasks have started"
+    return ClientStatus.COMPLETE, "All tasks have completed"
+
+
+def place(recorded: ev.Recorded) -> AllocAggregate:
+    """Start an aggregate from its ``AllocPlaced`` record."""
+    placed = recorded.event
+    assert isinstance(placed, ev.AllocPlaced)
+    alloc = Allocation(
+        ID=placed.alloc_id,
+        Namespace=placed.namespace,
+        EvalID=placed.eval_id,
+        Name=placed.name,
+        NodeID=placed.node_id,
+        NodeName=placed.node_name,
+        JobID=placed.job_id,
+        TaskGroup=placed.task_group,
+        AllocatedResources=placed.allocated_resources,
+        DesiredStatus=DesiredStatus.RUN,
+        ClientStatus=ClientStatus.PENDING,
+        TaskStates={task: TaskState() for task in placed.tasks},
+        PreviousAllocation=placed.previous_allocation,
+        CreateIndex=recorded.index,
+        ModifyIndex=recorded.index,
+        AllocModifyIndex=recorded.index,
+        CreateTime=recorded.time,
+        ModifyTime=recorded.time,
+    )
+    return AllocAggregate(
+        alloc=alloc,
+        version=recorded.version,
+        job_version=placed.job_version,
+        tasks=placed.tasks,
+        runtime={task: TaskRuntime() for task in placed.tasks},
+    )
+
+
+def _apply_task_event(state: AllocAggregate, event: ev.TaskEventBase, time: int) -> AllocAggregate:
+    states = dict(state.alloc.TaskStates or {})
+    current = states[event.task]
+    rule = TASK_RULES[type(event)]
+    changes: dict[str, object] = {}
+    if rule.to is not None and rule.to != current.State:
+        changes["State"] = rule.to
+        if rule.to == R:
+            changes["StartedAt"] = rfc3339nano(time)
+        if rule.to == D and current.FinishedAt is None:
+            changes["FinishedAt"] = rfc3339nano(time)
+    nomad_event = to_task_event(event, time)
+    if nomad_event is not None:
+        if nomad_event.FailsTask:
+            changes["Failed"] = True
+        if nomad_event.Type == "Restarting":
+            changes["Restarts"] = current.Restarts + 1
+            changes["LastRestart"] = rfc3339nano(time)
+        changes["Events"] = (*current.Events, nomad_event)[-MAX_TASK_EVENTS:]
+    states[event.task] = msgspec.structs.replace(current, **changes)
+
+    runtime = dict(state.runtime)
+    rt = runtime[event.task]
+    match event:
+        case ev.TaskStarted():
+            rt = msgspec.structs.replace(rt, started_once=True, restart_requested=False)
+        case ev.TaskRestartSignaled():
+            rt = msgspec.structs.replace(rt, restart_requested=True)
+        case ev.TaskKilling():
+            rt = msgspec.structs.replace(rt, kill_requested=True)
+        case ev.TaskRestarting(attempts=attempts, window_start=start) if attempts or start:
+            rt = msgspec.structs.replace(rt, tracker=Tracker(attempts=attempts, window_start=start))
+        case ev.TaskNotRestarting(attempts=attempts, window_start=start) | ev.TaskCompleted(
+            attempts=attempts, window_start=start
+        ):
+            rt = msgspec.structs.replace(rt, tracker=Tracker(attempts=attempts, window_start=start))
+        case _:
+            pass
+    runtime[event.task] = rt
+    return msgspec.structs.replace(
+        state, alloc=msgspec.structs.replace(state.alloc, TaskStates=states), runtime=runtime
+    )
+
+
+def evolve(state: AllocAggregate, recorded: ev.Recorded) -> AllocAggregate:
+    """Fold one committed event of this allocation's stream into its state."""
+    event = recorded.event
+    alloc = state.alloc
+    index, time = recorded.index, recorded.time
+    match event:
+        case ev.AllocStopRequested():
+            transition = DesiredTransition(
+                Migrate=event.migrate, Reschedule=event.reschedule, NoShutdownDelay=event.no_shutdown_delay
+            )
+            alloc = msgspec.structs.replace(alloc, DesiredTransition=transition, AllocModifyIndex=index)
+            state = msgspec.structs.replace(state, stop_requested=True)
+        case ev.AllocDesiredStatusChanged():
+            alloc = msgspec.structs.replace(
+                alloc,
+                DesiredStatus=event.desired_status,
+                DesiredDescription=event.description,
+                NextAllocation=event.next_allocation or alloc.NextAllocation,
+                AllocModifyIndex=index,
+                ModifyTime=time,
+            )
+        case ev.TaskEventBase():
+            state = _apply_task_event(state, event, time)
+            alloc = state.alloc
+            status, description = derive_client_status((alloc.TaskStates or {}).values())
+            if status != alloc.ClientStatus or description != alloc.ClientDescription:
+                history = alloc.AllocStates or ()
+                if status != alloc.ClientStatus:
+                    history = (*history, AllocState(Field=0, Value=status, Time=rfc3339nano(time)))
+                alloc = msgspec.structs.replace(
+                    alloc, ClientStatus=status, ClientDescription=description, AllocStates=history
+                )
+            alloc = msgspec.structs.replace(alloc, ModifyTime=time)
+        case ev.ExecSessionRecorded():
+            pass
+        case _:
+            raise LifecycleError(f"event {type(event).__name__} does not belong to an allocation stream")
+    alloc = msgspec.structs.replace(alloc, ModifyIndex=index)
+    return msgspec.structs.replace(state, alloc=alloc, version=recorded.version)
+
+
+# --- decide -------------------------------------------------------------------------------------
+
+
+def _task_state(state: AllocAggregate, task: str) -> TaskState:
+    return (state.alloc.TaskStates or {})[task]
+
+
+def _check(state: AllocAggregate, event: ev.TaskEventBase) -> ev.TaskEventBase:
+    """Refuse an event the lifecycle table does not allow from the task's current state."""
+    current = _task_state(state, event.task).State
+    if current not in TASK_RULES[type(event)].allowed_from:
+        raise LifecycleError(f"{type(event).__name__} not allowed for task {event.task!r} in state {current}")
+    return event
+
+
+def is_alloc_terminal(alloc: Allocation) -> bool:
+    """Whether the allocation should not run: stopped by the server or terminal on the client."""
+    return alloc.DesiredStatus != DesiredStatus.RUN or is_terminal_client_status(alloc.ClientStatus)
+
+
+def _after_exit(task: str, decision: Decision) -> ev.TaskEventBase:
+    t = decision.tracker
+    match decision:
+        case Restart(delay=delay, reason=reason):
+            return ev.TaskRestarting(
+                task=task, delay=delay, reason=reason, attempts=t.attempts, window_start=t.window_start
+            )
+        case GiveUp(reason=reason):
+            return ev.TaskNotRestarting(task=task, reason=reason, attempts=t.attempts, window_start=t.window_start)
+        case Finish():
+            return ev.TaskCompleted(task=task, attempts=t.attempts, window_start=t.window_start)
+    raise AssertionError(decision)  # pragma: no cover
+
+
+def _decide_signal(state: AllocAggregate, command: cmd.SignalTask) -> list[ev.Event]:
+    states = state.alloc.TaskStates or {}
+    if command.task:
+        if command.task not in states:
+            raise NotFoundError("Task not found")
+        if states[command.task].State != R:
+            raise LifecycleError("Task not running")
+        return [ev.TaskSignaled(task=command.task, signal=command.signal)]
+    failures = [t for t in state.tasks if states[t].State != R]
+    if failures:
+        count = len(failures)
+        lines = "".join(f"\t* Failed to signal task: {t}, err: Task not running\n" for t in failures)
+        head = "1 error occurred" if count == 1 else f"{count} errors occurred"
+        raise LifecycleError(f"{head}:\n{lines}\n")
+    return [ev.TaskSignaled(task=t, signal=command.signal) for t in state.tasks]
+
+
+def _decide_restart(state: AllocAggregate, command: cmd.RestartTask) -> list[ev.Event]:
+    states = state.alloc.TaskStates or {}
+    if command.all_tasks and command.task:
+        raise LifecycleError("task name cannot be set when restarting all tasks")
+    if command.task:
+        if command.task not in states:
+            raise NotFoundError(f"Could not find task runner for task: {command.task}")
+        if states[command.task].State != R:
+            raise LifecycleError("Task not running")
+        return [ev.TaskRestartSignaled(task=command.task, reason="User requested task to restart")]
+    if is_alloc_terminal(state.alloc):
+        raise LifecycleError("restart of an alloc that should not run")
+    if command.all_tasks:
+        reason = "User requested all tasks to restart"
+        chosen = [
+            t for t in state.tasks if states[t].State == R or (states[t].State == D and t in command.rerunnable)
+        ]
+    else:
+        reason = "User requested running tasks to restart"
+        chosen = [t for t in state.tasks if states[t].State == R]
+    out: list[ev.Event] = []
+    for t in chosen:
+        out.append(ev.TaskRestartSignaled(task=t, reason=reason))
+        if states[t].State == D:
+            out.append(ev.TaskRestarting(task=t, delay=0))
+    return out
+
+
+def _decide_kill(state: AllocAggregate, command: cmd.BeginKill) -> list[ev.Event]:
+    current = _task_state(state, command.task).State
+    if current == D or state.runtime[command.task].kill_requested:
+        return []
+    out: list[ev.Event] = []
+    if command.sibling:
+        out.append(ev.TaskSiblingFailed(task=command.task, sibling=command.sibling))
+    out.append(ev.TaskKilling(task=command.task, kill_timeout=command.kill_timeout, reason=command.reason))
+    if command.shutdown_delay and current == R:
+        if command.skip_shutdown_delay:
+            out.append(ev.TaskShutdownDelaySkipped(task=command.task, delay=command.shutdown_delay))
+        else:
+            out.append(ev.TaskShutdownDelayWaited(task=command.task, delay=command.shutdown_delay))
+    if current == P:
+        out.append(ev.TaskKilled(task=command.task))
+    return out
+
+
+def decide(state: AllocAggregate, command: cmd.AnyCommand, now: int) -> list[ev.Event]:
+    """Turn a command into this allocation's next events, or raise LifecycleError/NotFoundError.
+
+    ``now`` is the Unix-nanosecond time the command is decided at (restart windows use it).
+    """
+    alloc = state.alloc
+    match command:
+        case cmd.StopAlloc():
+            return [
+                ev.AllocStopRequested(
+                    eval_id=command.eval_id,
+                    migrate=True,
+                    reschedule=command.reschedule,
+                    no_shutdown_delay=command.no_shutdown_delay,
+                )
+            ]
+        case cmd.MarkAllocStopped():
+            if alloc.DesiredStatus == DesiredStatus.STOP:
+                return []
+            return [
+                ev.AllocDesiredStatusChanged(
+                    desired_status=DesiredStatus.STOP,
+                    description=command.description,
+                    next_allocation=command.next_allocation,
+                )
+            ]
+        case cmd.SignalTask():
+            return _decide_signal(state, command)
+        case cmd.RestartTask():
+            return _decide_restart(state, command)
+        case cmd.RecordTaskReceived(task=task):
+            return [_check(state, ev.TaskReceived(task=task))]
+        case cmd.RecordTaskSetup(task=task, message=message):
+            return [_check(state, ev.TaskSetupRan(task=task, message=message))]
+        case cmd.RecordTaskStarted(task=task):
+            return [_check(state, ev.TaskStarted(task=task))]
+        case cmd.ReportTaskExited(task=task):
+            rt = state.runtime[task]
+            terminated = _check(
+                state,
+                ev.TaskTerminated(
+                    task=task,
+                    exit_code=command.exit_code,
+                    signal=command.signal,
+                    message=command.message,
+                    oom_killed=command.oom_killed,
+                ),
+            )
+            if rt.kill_requested:
+                return [terminated, ev.TaskKilled(task=task)]
+            if rt.restart_requested:
+                return [terminated, ev.TaskRestarting(task=task, delay=0)]
+            decision = decide_after_exit(
+                command.policy,
+                rt.tracker,
+                now=now,
+                exit_code=command.exit_code,
+                start_failed=False,
+                recoverable=True,
+                restart_on_success=command.restart_on_success,
+                jitter=command.jitter,
+            )
+            return [terminated, _after_exit(task, decision)]
+        case cmd.ReportStartFailed(task=task):
+            rt = state.runtime[task]
+            failed = _check(state, ev.TaskDriverFailed(task=task, error=command.error))
+            if rt.kill_requested:
+                return [failed, ev.TaskKilled(task=task)]
+            decision = decide_after_exit(
+                command.policy,
+                rt.tracker,
+                now=now,
+                exit_code=0,
+                start_failed=True,
+                recoverable=command.recoverable,
+                restart_on_success=command.restart_on_success,
+                jitter=command.jitter,
+            )
+            return [failed, _after_exit(task, decision)]
+        case cmd.BeginKill():
+            return _decide_kill(state, command)
+        case cmd.RecordRestoreFailed(task=task):
+            restore = _check(state, ev.TaskRestoreFailed(task=task, message=command.message))
+            decision = decide_after_exit(
+                command.policy,
+                state.runtime[task].tracker,
+                now=now,
+                exit_code=1,
+                start_failed=False,
+                recoverable=True,
+                restart_on_success=command.restart_on_success,
+                jitter=command.jitter,
+            )
+            return [restore, _after_exit(task, decision)]
+        case cmd.RecordExecSession():
+            return [
+                ev.ExecSessionRecorded(
+                    task=command.task,
+                    command=command.command,
+                    tty=command.tty,
+                    accessor_id=command.accessor_id,
+                    exit_code=command.exit_code,
+                    started_at=command.started_at,
+                    error=command.error,
+                )
+            ]
+    raise AssertionError(f"unhandled command {command!r}")  # pragma: no cover
+
+
+def replay(records: Iterable[ev.Recorded]) -> AllocAggregate | None:
+    """Rebuild one allocation from its stream's records, in order."""
+    state: AllocAggregate | None = None
+    for recorded in records:
+        state = place(recorded) if state is None else evolve(state, recorded)
+    return state

@@ -1,0 +1,232 @@
+"""Durable event log on embedded SQLite: WAL, ``synchronous=FULL``, one group-committing writer.
+
+Owns the on-disk schema (design/event-log.md), the writer task and reading records back with
+corruption checks. Appends from many actors queue on one channel; the writer drains whatever is
+waiting, commits it in one transaction (one fsync), hands the records to the ordered consumer,
+then acknowledges each appender. Reads use their own connections, so tools can read a live log.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import msgspec
+import trio
+
+from allocsvc.domain.events import Recorded
+from allocsvc.errors import LogCorruptError
+from allocsvc.store.codec import FORMAT_VERSION, checksum, decode_event, encode_event, event_tag
+from allocsvc.store.log import CommitListener, StreamWrite, check_and_number
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    idx     INTEGER PRIMARY KEY,
+    stream  TEXT    NOT NULL,
+    version INTEGER NOT NULL,
+    time    INTEGER NOT NULL,
+    type    TEXT    NOT NULL,
+    data    BLOB    NOT NULL,
+    crc     INTEGER NOT NULL,
+    UNIQUE (stream, version)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+MAX_BATCH = 1024
+"""Most append requests folded into one transaction."""
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open the log database with the pragmas every connection needs."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    else:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def read_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    """One value from the meta table."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def iter_file_records(path: Path, after: int = 0, *, chunk: int = 5000) -> Iterator[Recorded]:
+    """Yield records with index > after from a log file, checking order, checksums and schema."""
+    conn = connect(path, readonly=True)
+    try:
+        expected = after + 1
+        while True:
+            rows = conn.execute(
+                "SELECT idx, stream, version, time, data, crc FROM events WHERE idx >= ? ORDER BY idx LIMIT ?",
+                (expected, chunk),
+            ).fetchall()
+            if not rows:
+                return
+            for idx, stream, version, time, data, crc in rows:
+                if idx != expected:
+                    raise LogCorruptError(f"index gap: expected {expected}, found {idx}", position=expected)
+                if checksum(data) != crc:
+                    raise LogCorruptError("checksum mismatch", position=idx)
+                try:
+                    event = decode_event(data)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    raise LogCorruptError(f"undecodable event: {exc}", position=idx) from exc
+                yield Recorded(index=idx, stream=stream, version=version, time=time, event=event)
+                expected += 1
+    finally:
+        conn.close()
+
+
+class _Pending:
+    __slots__ = ("done", "error", "records", "time", "writes")
+
+    def __init__(self, writes: Sequence[StreamWrite], time: int) -> None:
+        self.writes = writes
+        self.time = time
+        self.done = trio.Event()
+        self.records: list[Recorded] = []
+        self.error: BaseException | None = None
+
+
+class SqliteEventLog:
+    """The durable adapter; create it with ``open_sqlite_log``."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+        self.path = path
+        self._conn = conn
+        self._listeners: list[CommitListener] = []
+        rows = conn.execute("SELECT stream, MAX(version) FROM events GROUP BY stream").fetchall()
+        self._versions: dict[str, int] = {stream: version for stream, version in rows}
+        self._last_index: int = conn.execute("SELECT COALESCE(MAX(idx), 0) FROM events").fetchone()[0]
+        self._send, self._receive = trio.open_memory_channel[_Pending](MAX_BATCH)
+        self.commit_delay: float = 0.0
+        self.commits = 0
+
+    @property
+    def last_index(self) -> int:
+        return self._last_index
+
+    def subscribe(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    def stream_version(self, stream: str) -> int:
+        return self._versions.get(stream, 0)
+
+    def meta(self, key: str) -> str | None:
+        """Read a meta value (node id, format version)."""
+        return read_meta(self._conn, key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Write a meta value; used once at open for the node id."""
+        self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    async def append(self, writes: Sequence[StreamWrite], *, time: int) -> list[Recorded]:
+        pending = _Pending(writes, time)
+        await self._send.send(pending)
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return pending.records
+
+    def iter_records(self, after: int = 0) -> Iterator[Recorded]:
+        return iter_file_records(self.path, after)
+
+    async def run_writer(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The single writer: drain, commit once, publish in order, acknowledge."""
+        task_status.started()
+        async with self._receive:
+            async for first in self._receive:
+                batch = [first]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        batch.append(self._receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        saved_versions = dict(self._versions)
+        next_index = self._last_index + 1
+        accepted: list[_Pending] = []
+        for pending in batch:
+            try:
+                pending.records = check_and_number(pending.writes, self._versions, next_index, pending.time)
+            except Exception as exc:
+                pending.error = exc
+                continue
+            next_index += len(pending.records)
+            accepted.append(pending)
+        rows = [
+            (r.index, r.stream, r.version, r.time, event_tag(r.event), data, checksum(data))
+            for p in accepted
+            for r in p.records
+            for data in (encode_event(r.event),)
+        ]
+        if rows:
+            if self.commit_delay:
+                await trio.sleep(self.commit_delay)
+            try:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self._write_rows, rows)
+            except BaseException as exc:
+                self._versions = saved_versions
+                for pending in accepted:
+                    pending.error = exc if isinstance(exc, Exception) else RuntimeError("log writer stopped")
+                    pending.done.set()
+                for pending in batch:
+                    pending.done.set()
+                raise
+            self._last_index = next_index - 1
+            self.commits += 1
+            committed = [r for p in accepted for r in p.records]
+            for listener in self._listeners:
+                listener(committed)
+        for pending in batch:
+            pending.done.set()
+
+    def _write_rows(self, rows: list[tuple[int, str, int, int, str, bytes, int]]) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO events (idx, stream, version, time, type, data, crc) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    async def aclose(self) -> None:
+        """Stop accepting appends; the writer finishes what is queued."""
+        await self._send.aclose()
+
+
+@asynccontextmanager
+async def open_sqlite_log(path: Path) -> AsyncIterator[SqliteEventLog]:
+    """Open (creating if needed) the log at ``path`` and run its writer until exit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(path)
+    conn.executescript(SCHEMA)
+    stored = read_meta(conn, "format")
+    if stored is None:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('format', ?)", (str(FORMAT_VERSION),))
+    elif int(stored) > FORMAT_VERSION:
+        conn.close()
+        raise LogCorruptError(f"log format {stored} is newer than this build supports ({FORMAT_VERSION})", position=0)
+    log = SqliteEventLog(path, conn)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(log.run_writer)
+            try:
+                yield log
+            finally:
+                await log.aclose()
+    finally:
+        conn.close()

@@ -1,0 +1,1 @@
+"""Read models projected from committed events, and blocking-query waiting."""

@@ -1,0 +1,127 @@
+"""The read model: the cluster state projected from committed events, with encoded caches.
+
+Owns ``ReadModel``. The log's one ordered consumer calls ``apply`` with each committed batch
+(in index order, before the writer is acknowledged), so every read after a write sees it.
+Encoded list stubs and details are cached per allocation and dropped when it changes, so a
+10,000-alloc list joins cached bytes instead of re-encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import msgspec
+
+from allocsvc.domain.cluster import ClusterState
+from allocsvc.domain.events import Recorded
+from allocsvc.domain.lifecycle import AllocAggregate
+from allocsvc.domain.model import Allocation, Job
+from allocsvc.views.watch import WatchHub
+from allocsvc.views.wire import encode, encode_stub
+
+
+class _Cache:
+    __slots__ = ("detail", "stub", "stub_lite")
+
+    def __init__(self) -> None:
+        self.stub: bytes | None = None
+        self.stub_lite: bytes | None = None
+        self.detail: bytes | None = None
+
+
+class ReadModel:
+    """In-memory projections plus waiters; fed only by the log's commit listener."""
+
+    def __init__(self, state: ClusterState | None = None) -> None:
+        self.state = state or ClusterState()
+        self.hub = WatchHub()
+        self._cache: dict[str, _Cache] = {}
+        self._order: list[str] | None = None
+
+    # --- projection -----------------------------------------------------------------------------
+
+    def apply(self, records: Sequence[Recorded]) -> None:
+        """Fold a committed batch and wake exactly the waiters it concerns."""
+        keys: set[str] = set()
+        for recorded in records:
+            self.state.apply(recorded)
+            stream = recorded.stream
+            if stream.startswith("alloc/"):
+                alloc_id = stream[6:]
+                self._cache.pop(alloc_id, None)
+                keys.add(f"alloc:{alloc_id}")
+                keys.add("table:allocs")
+                if recorded.version == 1:
+                    self._order = None
+            elif stream.startswith("job/"):
+                keys.add("table:jobs")
+                keys.add(f"job:{stream[4:]}")
+            elif stream.startswith("eval/"):
+                keys.add("table:evals")
+            elif stream.startswith("namespace/"):
+                keys.add("table:namespaces")
+            else:
+                keys.add("table:acl")
+        self.hub.notify(keys)
+
+    # --- allocation reads -----------------------------------------------------------------------
+
+    def alloc(self, alloc_id: str) -> AllocAggregate | None:
+        """One allocation aggregate by exact ID."""
+        return self.state.allocs.get(alloc_id)
+
+    def job_for(self, agg: AllocAggregate) -> Job | None:
+        """The job snapshot an allocation was placed from."""
+        return self.state.job_snapshot(agg.alloc.Namespace, agg.alloc.JobID, agg.job_version)
+
+    def alloc_detail(self, agg: AllocAggregate) -> Allocation:
+        """The full Allocation with its Job snapshot attached."""
+        return msgspec.structs.replace(agg.alloc, Job=self.job_for(agg))
+
+    def encoded_detail(self, agg: AllocAggregate) -> bytes:
+        """Cached JSON of ``GET /v1/allocation/:id``."""
+        cache = self._cache.setdefault(agg.alloc.ID, _Cache())
+        if cache.detail is None:
+            cache.detail = encode(self.alloc_detail(agg))
+        return cache.detail
+
+    def encoded_stub(self, agg: AllocAggregate, *, task_states: bool = True, resources: bool = False) -> bytes:
+        """Cached JSON of one list stub."""
+        if resources:
+            return encode_stub(agg, self.job_for(agg), task_states=task_states, resources=True)
+        cache = self._cache.setdefault(agg.alloc.ID, _Cache())
+        if task_states:
+            if cache.stub is None:
+                cache.stub = encode_stub(agg, self.job_for(agg), task_states=True, resources=False)
+            return cache.stub
+        if cache.stub_lite is None:
+            cache.stub_lite = encode_stub(agg, self.job_for(agg), task_states=False, resources=False)
+        return cache.stub_lite
+
+    def allocs_in_create_order(self) -> list[str]:
+        """All alloc IDs ordered by (CreateIndex, ID): Nomad's ``create`` index order."""
+        if self._order is None:
+            allocs = self.state.allocs
+            self._order = sorted(allocs, key=lambda a: (allocs[a].alloc.CreateIndex, a))
+        return self._order
+
+    def allocs_by_id_order(self) -> list[str]:
+        """All alloc IDs in ID byte order (Nomad's ``id`` index)."""
+        return sorted(self.state.allocs)
+
+    def allocs_of_job(self, namespace: str, job_id: str) -> list[AllocAggregate]:
+        """A job's allocations in create order."""
+        allocs = self.state.allocs
+        return [
+            allocs[a]
+            for a in self.allocs_in_create_order()
+            if allocs[a].alloc.JobID == job_id and allocs[a].alloc.Namespace == namespace
+        ]
+
+    def namespaces(self) -> Iterable[str]:
+        """Existing namespace names."""
+        return self.state.namespaces.keys()
+
+    def index(self, table: str) -> int:
+        """A table's index, as Nomad's ``state.Index(table)``."""
+        return self.state.index(table)
