@@ -6,7 +6,6 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -27,35 +26,6 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 FIXED_WALL = 1_700_000_000_000_000_000
-
-
-def example_job(job_id: str = "web", *, count: int = 2, namespace: str = "default", **task: Any) -> dict[str, Any]:
-    """The issue's example job, with overridable task fields."""
-    task_spec = {
-        "Name": "server",
-        "Driver": "mock",
-        "Config": {"run_for": "30s"},
-        "KillTimeout": 5_000_000_000,
-        "Resources": {"CPU": 100, "MemoryMB": 64},
-    }
-    task_spec.update(task)
-    return {
-        "Job": {
-            "ID": job_id,
-            "Name": job_id,
-            "Namespace": namespace,
-            "Type": "service",
-            "Datacenters": ["dc1"],
-            "TaskGroups": [
-                {
-                    "Name": "app",
-                    "Count": count,
-                    "RestartPolicy": {"Attempts": 2, "Interval": 1_800_000_000_000, "Delay": 15_000_000_000, "Mode": "fail"},
-                    "Tasks": [task_spec],
-                }
-            ],
-        }
-    }
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from quart import Blueprint, Response, request
+from quart.wrappers.response import DataBody
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -61,7 +62,7 @@ def create_app(service: Service) -> QuartTrio:
 
     @app.after_request
     async def compress(response: Response) -> Response:
-        if response.is_streamed or response.status_code == 101:
+        if not isinstance(response.response, DataBody):
             return response
         accept = request.headers.get("Accept-Encoding", "")
         body = await response.get_data(as_text=False)
