@@ -240,7 +240,7 @@ class Evaluation(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
 class Namespace(msgspec.Struct, kw_only=True, frozen=True):
     """A namespace (Nomad ``Namespace``)."""
 
-    Name: str
+    Name: str = ""
     Description: str = ""
     Quota: str = ""
     Meta: dict[str, str] | None = None

@@ -59,10 +59,15 @@ def job_routes(service: Service) -> Blueprint:
             return await list_jobs()
         if request.method not in ("PUT", "POST"):
             raise MethodNotAllowedError()
+        return await register_job(None)
+
+    async def register_job(path_id: str | None) -> Response:
         body = decode_body(await request.get_data(as_text=False), _register_decoder)
         job = body.job
         if job is None:
             raise BadRequestError("Job must be specified")
+        if path_id is not None and job.id != path_id:
+            raise BadRequestError("Job ID does not match name")
         namespace = job.namespace or request.args.get("namespace", "") or "default"
         job = msgspec.structs.replace(job, namespace=namespace)
         authz = authorizer_for(service, request.headers)
@@ -143,8 +148,8 @@ def job_routes(service: Service) -> Blueprint:
                  "LastContact": 0, "KnownLeader": False, "NextToken": ""},
                 headers={"X-Nomad-Index": str(index)},
             )  # fmt: skip
-        if request.method != "GET":
-            raise MethodNotAllowedError()
+        if request.method in ("PUT", "POST"):
+            return await register_job(job_id)
         opts = parse_list_options(request.args)
         if not authz.allow_namespace_op(namespace, "read-job"):
             raise PermissionDeniedError()

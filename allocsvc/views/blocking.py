@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 import msgspec
 import trio
 
-from allocsvc.views.watch import WatchHub, wait_any
+from allocsvc.views.watch import WatchHub
 
 T = TypeVar("T")
 
@@ -60,8 +60,7 @@ async def blocking_query(
         return result
     with trio.move_on_after(effective_wait(options.wait_seconds)):
         while result.index <= options.min_index:
-            events = [hub.event_for(key) for key in result.watch]
-            await wait_any(events)
+            await hub.wait(result.watch)
             if recheck is not None:
                 await recheck()
             result = run()

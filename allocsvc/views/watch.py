@@ -42,6 +42,19 @@ class WatchHub:
                 self._wakeups += 1
                 event.set()
 
+    async def wait(self, keys: Iterable[str]) -> None:
+        """Wait for the next change to any of ``keys``; forget events nobody waits on afterwards.
+
+        Cancellation (a client disconnect, a timeout) leaves no idle entry behind.
+        """
+        pairs = [(key, self.event_for(key)) for key in keys]
+        try:
+            await wait_any(event for _, event in pairs)
+        finally:
+            for key, event in pairs:
+                if not event.is_set() and event.statistics().tasks_waiting == 0 and self._events.get(key) is event:
+                    del self._events[key]
+
     def statistics(self) -> WatchStatistics:
         """Current watched-key count and total wake-ups."""
         return WatchStatistics(watched_keys=len(self._events), wakeups=self._wakeups)
