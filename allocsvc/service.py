@@ -47,6 +47,11 @@ class Service:
     nursery: trio.Nursery
 
 
+def resolve_data_dir(config: AgentConfig) -> Path:
+    """The absolute data dir."""
+    return Path(config.data_dir).resolve()
+
+
 def log_path(data_dir: str | Path) -> Path:
     """Where the SQLite log of a data dir lives."""
     return Path(data_dir) / LOG_FILE
@@ -65,7 +70,7 @@ async def open_service(
         node_id = ""
         data_dir: Path | None = None
         if log is None:
-            data_dir = Path(config.data_dir).resolve()
+            data_dir = resolve_data_dir(config)
             sqlite_log = await stack.enter_async_context(open_sqlite_log(log_path(data_dir)))
             node_id = sqlite_log.meta("node_id") or ""
             if not node_id:

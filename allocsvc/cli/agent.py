@@ -74,7 +74,7 @@ async def serve_agent(config: AgentConfig, *, task_status: trio.TaskStatus[list[
         app = create_app(service)
         nursery.start_soon(_watch_signals, shutdown)
         binds = await nursery.start(
-            lambda task_status: serve(app, hconfig, shutdown_trigger=shutdown.wait, task_status=task_status)  # type: ignore[arg-type]
+            lambda task_status: serve(app, hconfig, shutdown_trigger=shutdown.wait, task_status=task_status)
         )
         print(f"==> allocsvc agent started! HTTP API: {', '.join(binds)}  data dir: {config.data_dir}", flush=True)
         task_status.started(binds)

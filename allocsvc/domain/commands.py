@@ -7,7 +7,6 @@ events or raises ``LifecycleError``. Pure.
 from __future__ import annotations
 
 import msgspec
-
 from allocsvc.domain.model import RestartPolicy
 
 
@@ -15,7 +14,7 @@ class Command(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="Co
     """Base of every allocation command."""
 
 
-class StopAlloc(Command):
+class StopAlloc(Command, frozen=True, kw_only=True):
     """``/v1/allocation/:id/stop``: record the desired transition and an ``alloc-stop`` eval."""
 
     eval_id: str
@@ -23,21 +22,21 @@ class StopAlloc(Command):
     reschedule: bool = False
 
 
-class MarkAllocStopped(Command):
+class MarkAllocStopped(Command, frozen=True, kw_only=True):
     """The scheduler sets DesiredStatus ``stop`` (and links the replacement, if one is placed)."""
 
     description: str
     next_allocation: str = ""
 
 
-class SignalTask(Command):
+class SignalTask(Command, frozen=True, kw_only=True):
     """``/v1/client/allocation/:id/signal``: signal one task, or every task when ``task`` is empty."""
 
     task: str = ""
     signal: str = ""
 
 
-class RestartTask(Command):
+class RestartTask(Command, frozen=True, kw_only=True):
     """``/v1/client/allocation/:id/restart``: restart one task, the running tasks, or all tasks.
 
     ``rerunnable`` names the dead tasks that ``AllTasks`` may re-run (prestart/poststart, non-sidecar).
@@ -48,26 +47,26 @@ class RestartTask(Command):
     rerunnable: frozenset[str] = frozenset()
 
 
-class RecordTaskReceived(Command):
+class RecordTaskReceived(Command, frozen=True, kw_only=True):
     """A task runner was created for the task."""
 
     task: str
 
 
-class RecordTaskSetup(Command):
+class RecordTaskSetup(Command, frozen=True, kw_only=True):
     """A task runner ran a prestart step with this message."""
 
     task: str
     message: str
 
 
-class RecordTaskStarted(Command):
+class RecordTaskStarted(Command, frozen=True, kw_only=True):
     """The driver started the task."""
 
     task: str
 
 
-class ReportTaskExited(Command):
+class ReportTaskExited(Command, frozen=True, kw_only=True):
     """The driver reports the task's process exited; the restart policy decides what follows."""
 
     task: str
@@ -80,7 +79,7 @@ class ReportTaskExited(Command):
     jitter: float = 0.0
 
 
-class ReportStartFailed(Command):
+class ReportStartFailed(Command, frozen=True, kw_only=True):
     """The driver failed to start the task."""
 
     task: str
@@ -91,7 +90,7 @@ class ReportStartFailed(Command):
     jitter: float = 0.0
 
 
-class BeginKill(Command):
+class BeginKill(Command, frozen=True, kw_only=True):
     """The task runner starts killing the task (stop, job update, or a failed sibling)."""
 
     task: str
@@ -102,7 +101,7 @@ class BeginKill(Command):
     sibling: str = ""
 
 
-class RecordRestoreFailed(Command):
+class RecordRestoreFailed(Command, frozen=True, kw_only=True):
     """After an agent restart, the task's process could not be reattached."""
 
     task: str
@@ -112,7 +111,7 @@ class RecordRestoreFailed(Command):
     jitter: float = 0.0
 
 
-class RecordExecSession(Command):
+class RecordExecSession(Command, frozen=True, kw_only=True):
     """An exec session into a task ended; record it for audit."""
 
     task: str

@@ -7,7 +7,6 @@ changes; new fields always get defaults (see design/event-log.md). Pure: no trio
 from __future__ import annotations
 
 import msgspec
-
 from allocsvc.domain.model import AnyMap, Evaluation, Job, Namespace
 
 
@@ -18,13 +17,13 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, tag_field="Type
 # --- namespaces -------------------------------------------------------------------------------
 
 
-class NamespaceUpserted(Event):
+class NamespaceUpserted(Event, frozen=True, kw_only=True):
     """A namespace was created or updated (``PUT /v1/namespace/:name``)."""
 
     namespace: Namespace
 
 
-class NamespaceDeleted(Event):
+class NamespaceDeleted(Event, frozen=True, kw_only=True):
     """A namespace was deleted (``DELETE /v1/namespace/:name``)."""
 
     name: str
@@ -33,13 +32,13 @@ class NamespaceDeleted(Event):
 # --- jobs and evaluations ---------------------------------------------------------------------
 
 
-class JobRegistered(Event):
+class JobRegistered(Event, frozen=True, kw_only=True):
     """A job version was registered (``PUT /v1/jobs``); the job is the canonical snapshot."""
 
     job: Job
 
 
-class JobDeregistered(Event):
+class JobDeregistered(Event, frozen=True, kw_only=True):
     """A job was stopped (``DELETE /v1/job/:id``); ``purge`` removes it from reads."""
 
     namespace: str
@@ -47,13 +46,13 @@ class JobDeregistered(Event):
     purge: bool = False
 
 
-class EvalCreated(Event):
+class EvalCreated(Event, frozen=True, kw_only=True):
     """An evaluation was created by a job register, deregister or alloc stop."""
 
     eval: Evaluation
 
 
-class EvalStatusChanged(Event):
+class EvalStatusChanged(Event, frozen=True, kw_only=True):
     """The in-process scheduler finished an evaluation."""
 
     eval_id: str
@@ -64,7 +63,7 @@ class EvalStatusChanged(Event):
 # --- allocations: server side -----------------------------------------------------------------
 
 
-class AllocPlaced(Event):
+class AllocPlaced(Event, frozen=True, kw_only=True):
     """The scheduler placed an allocation on the local node (emitted by job register or stop)."""
 
     alloc_id: str
@@ -81,7 +80,7 @@ class AllocPlaced(Event):
     allocated_resources: AnyMap | None = None
 
 
-class AllocStopRequested(Event):
+class AllocStopRequested(Event, frozen=True, kw_only=True):
     """A user asked to stop the allocation (``/v1/allocation/:id/stop``): the desired transition."""
 
     eval_id: str
@@ -90,7 +89,7 @@ class AllocStopRequested(Event):
     no_shutdown_delay: bool = False
 
 
-class AllocDesiredStatusChanged(Event):
+class AllocDesiredStatusChanged(Event, frozen=True, kw_only=True):
     """The scheduler changed the allocation's desired status (stop on stop request or job update)."""
 
     desired_status: str
@@ -101,70 +100,70 @@ class AllocDesiredStatusChanged(Event):
 # --- allocations: client side (task events) ---------------------------------------------------
 
 
-class TaskEventBase(Event):
+class TaskEventBase(Event, frozen=True, kw_only=True):
     """Base of events about one task; the Nomad TaskEvent time is the record's time."""
 
     task: str
 
 
-class TaskReceived(TaskEventBase):
+class TaskReceived(TaskEventBase, frozen=True, kw_only=True):
     """The client received the task (Nomad ``Received``)."""
 
 
-class TaskSetupRan(TaskEventBase):
+class TaskSetupRan(TaskEventBase, frozen=True, kw_only=True):
     """A prestart step ran (Nomad ``Task Setup``, e.g. ``Building Task Directory``)."""
 
     message: str
 
 
-class TaskDriverMessaged(TaskEventBase):
+class TaskDriverMessaged(TaskEventBase, frozen=True, kw_only=True):
     """The driver reported progress (Nomad ``Driver``)."""
 
     message: str
 
 
-class TaskStarted(TaskEventBase):
+class TaskStarted(TaskEventBase, frozen=True, kw_only=True):
     """The driver started the task (Nomad ``Started``)."""
 
 
-class TaskDriverFailed(TaskEventBase):
+class TaskDriverFailed(TaskEventBase, frozen=True, kw_only=True):
     """The driver failed to start the task (Nomad ``Driver Failure``)."""
 
     error: str
 
 
-class TaskSignaled(TaskEventBase):
+class TaskSignaled(TaskEventBase, frozen=True, kw_only=True):
     """A user sent the task a signal (Nomad ``Signaling``)."""
 
     signal: str
 
 
-class TaskRestartSignaled(TaskEventBase):
+class TaskRestartSignaled(TaskEventBase, frozen=True, kw_only=True):
     """A user asked the task to restart (Nomad ``Restart Signaled``)."""
 
     reason: str
 
 
-class TaskKilling(TaskEventBase):
+class TaskKilling(TaskEventBase, frozen=True, kw_only=True):
     """The client began killing the task (Nomad ``Killing``)."""
 
     kill_timeout: int
     reason: str = ""
 
 
-class TaskShutdownDelayWaited(TaskEventBase):
+class TaskShutdownDelayWaited(TaskEventBase, frozen=True, kw_only=True):
     """The client waited out the group's shutdown delay (Nomad ``Waiting for shutdown delay``)."""
 
     delay: int
 
 
-class TaskShutdownDelaySkipped(TaskEventBase):
+class TaskShutdownDelaySkipped(TaskEventBase, frozen=True, kw_only=True):
     """The stop asked to skip the shutdown delay (Nomad ``Skipping shutdown delay``)."""
 
     delay: int
 
 
-class TaskTerminated(TaskEventBase):
+class TaskTerminated(TaskEventBase, frozen=True, kw_only=True):
     """The task's process exited (Nomad ``Terminated``)."""
 
     exit_code: int
@@ -173,13 +172,13 @@ class TaskTerminated(TaskEventBase):
     oom_killed: bool = False
 
 
-class TaskKilled(TaskEventBase):
+class TaskKilled(TaskEventBase, frozen=True, kw_only=True):
     """The task was killed as asked (Nomad ``Killed``)."""
 
     error: str = ""
 
 
-class TaskRestarting(TaskEventBase):
+class TaskRestarting(TaskEventBase, frozen=True, kw_only=True):
     """The restart policy (or a user) restarts the task after ``delay`` ns (Nomad ``Restarting``).
 
     ``attempts``/``window_start`` record the restart tracker after this decision.
@@ -191,7 +190,7 @@ class TaskRestarting(TaskEventBase):
     window_start: int = 0
 
 
-class TaskNotRestarting(TaskEventBase):
+class TaskNotRestarting(TaskEventBase, frozen=True, kw_only=True):
     """The restart policy gave up; the task failed (Nomad ``Not Restarting``)."""
 
     reason: str
@@ -199,26 +198,26 @@ class TaskNotRestarting(TaskEventBase):
     window_start: int = 0
 
 
-class TaskCompleted(TaskEventBase):
+class TaskCompleted(TaskEventBase, frozen=True, kw_only=True):
     """The task finished successfully and will not run again (no Nomad event; state ``dead``)."""
 
     attempts: int = 0
     window_start: int = 0
 
 
-class TaskSiblingFailed(TaskEventBase):
+class TaskSiblingFailed(TaskEventBase, frozen=True, kw_only=True):
     """Another task of the allocation failed, so this one is killed (Nomad ``Sibling Task Failed``)."""
 
     sibling: str
 
 
-class TaskRestoreFailed(TaskEventBase):
+class TaskRestoreFailed(TaskEventBase, frozen=True, kw_only=True):
     """After an agent restart the task could not be reattached (Nomad ``Failed Restoring Task``)."""
 
     message: str
 
 
-class ExecSessionRecorded(Event):
+class ExecSessionRecorded(Event, frozen=True, kw_only=True):
     """Audit record of one exec session into a task (no Nomad task event; see design/compat.md)."""
 
     task: str

@@ -50,7 +50,7 @@ class _Spec(msgspec.Struct, kw_only=True, frozen=True, rename="pascal", forbid_u
 AnyMap = dict[str, Any]
 
 
-class RestartPolicy(_Spec):
+class RestartPolicy(_Spec, frozen=True, kw_only=True):
     """A group's or task's restart policy; durations are nanoseconds."""
 
     attempts: int = 0
@@ -60,7 +60,7 @@ class RestartPolicy(_Spec):
     render_templates: bool = False
 
 
-class Resources(_Spec):
+class Resources(_Spec, frozen=True, kw_only=True):
     """Task resources, as Nomad's ``Resources`` (only what the API echoes)."""
 
     cpu: int = msgspec.field(default=100, name="CPU")
@@ -75,7 +75,7 @@ class Resources(_Spec):
     secrets_mb: int = msgspec.field(default=0, name="SecretsMB")
 
 
-class LogConfig(_Spec):
+class LogConfig(_Spec, frozen=True, kw_only=True):
     """Task log rotation settings."""
 
     max_files: int = 10
@@ -83,7 +83,7 @@ class LogConfig(_Spec):
     disabled: bool = False
 
 
-class EphemeralDisk(_Spec):
+class EphemeralDisk(_Spec, frozen=True, kw_only=True):
     """A group's ephemeral disk."""
 
     sticky: bool = False
@@ -91,7 +91,7 @@ class EphemeralDisk(_Spec):
     migrate: bool = False
 
 
-class Task(_Spec):
+class Task(_Spec, frozen=True, kw_only=True):
     """One task of a task group (Nomad ``Task``)."""
 
     name: str = ""
@@ -126,7 +126,7 @@ class Task(_Spec):
     schedule: AnyMap | None = None
 
 
-class TaskGroup(_Spec):
+class TaskGroup(_Spec, frozen=True, kw_only=True):
     """A task group: ``Count`` allocations of the same tasks (Nomad ``TaskGroup``)."""
 
     name: str = ""
@@ -153,7 +153,7 @@ class TaskGroup(_Spec):
     prevent_reschedule_on_lost: bool = False
 
 
-class Job(_Spec):
+class Job(_Spec, frozen=True, kw_only=True):
     """A job as registered and as snapshotted into allocations (Nomad ``Job``).
 
     Secret fields (``ConsulToken``, ``VaultToken``) are accepted on input but blanked before the job
@@ -201,7 +201,7 @@ class Job(_Spec):
     reschedule: AnyMap | None = None
 
 
-class JobRegisterRequest(_Spec):
+class JobRegisterRequest(_Spec, frozen=True, kw_only=True):
     """Body of ``PUT /v1/jobs``; Nomad's write-request keys are accepted and ignored."""
 
     job: Job | None = None

@@ -89,5 +89,9 @@ class TaskDriver(Protocol):
         """Start the task; raises DriverError (``recoverable`` tells the restart policy)."""
         ...
 
+    async def recover(self, launch: TaskLaunch) -> None:
+        """After an agent restart: clean up whatever an earlier agent left running for this task."""
+        ...
+
 
 __all__ = ["DriverError", "ExecStreams", "ExitResult", "TaskDriver", "TaskHandle", "TaskLaunch"]

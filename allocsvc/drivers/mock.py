@@ -97,6 +97,9 @@ class MockDriver:
     def __init__(self, nursery: trio.Nursery) -> None:
         self._nursery = nursery
 
+    async def recover(self, launch: TaskLaunch) -> None:
+        """Mock tasks live in this process, so an earlier agent leaves nothing behind."""
+
     async def start(self, launch: TaskLaunch) -> MockHandle:
         config = launch.config
         block = _seconds(config, "start_block_for")

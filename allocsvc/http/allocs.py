@@ -50,7 +50,7 @@ def _after_token(agg: AllocAggregate, token: str, *, by_id: bool, reverse: bool)
         return True
     alloc = agg.alloc
     if by_id:
-        cmp = (alloc.ID > token) - (alloc.ID < token)
+        cmp = (token < alloc.ID) - (token > alloc.ID)
     else:
         key = _token_key(token)
         if key is None:

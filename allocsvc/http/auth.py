@@ -7,10 +7,10 @@ Owns the ``Authorizer`` protocol the endpoints check capabilities against, and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from allocsvc.http.query import request_token
+from allocsvc.http.query import HeaderLookup, request_token
 
 if TYPE_CHECKING:
     from allocsvc.service import Service
@@ -54,7 +54,7 @@ class AllowAll:
 ALLOW_ALL = AllowAll()
 
 
-def authorizer_for(service: Service, headers: Mapping[str, str], token: str | None = None) -> Authorizer:
+def authorizer_for(service: Service, headers: HeaderLookup, token: str | None = None) -> Authorizer:
     """Resolve the caller; raises PermissionDeniedError for a bogus or expired token."""
     if not service.config.acl_enabled:
         return ALLOW_ALL

@@ -12,10 +12,16 @@ import msgspec
 from quart import Blueprint, Response, request
 
 from allocsvc.domain.model import Job, JobRegisterRequest, Namespace, is_terminal_client_status
-from allocsvc.errors import BadRequestError, MethodNotAllowedError, NotFoundError, PermissionDeniedError
+from allocsvc.errors import BadRequestError, MethodNotAllowedError, PermissionDeniedError
 from allocsvc.http.auth import authorizer_for
 from allocsvc.http.query import bool_param, parse_list_options
-from allocsvc.http.responses import empty_response, error_response, json_bytes_response, json_response, meta_headers
+from allocsvc.http.responses import (
+    empty_response,
+    error_response,
+    json_bytes_response,
+    json_response,
+    meta_headers,
+)
 from allocsvc.views.blocking import QueryResult, blocking_query
 from allocsvc.views.wire import encode
 
@@ -62,7 +68,7 @@ def job_routes(service: Service) -> Blueprint:
         return await register_job(None)
 
     async def register_job(path_id: str | None) -> Response:
-        body = decode_body(await request.get_data(as_text=False), _register_decoder)
+        body = decode_body(await request.get_data(cache=True, as_text=False, parse_form_data=False), _register_decoder)
         job = body.job
         if job is None:
             raise BadRequestError("Job must be specified")
@@ -212,7 +218,7 @@ def job_routes(service: Service) -> Blueprint:
         if request.method == "DELETE":
             index = await service.scheduler.delete_namespace(name)
             return empty_response(headers={"X-Nomad-Index": str(index)})
-        body = decode_body(await request.get_data(as_text=False), _namespace_decoder)
+        body = decode_body(await request.get_data(cache=True, as_text=False, parse_form_data=False), _namespace_decoder)
         if name and body.Name and body.Name != name:
             raise BadRequestError("Namespace name does not match request path")
         body = msgspec.structs.replace(body, Name=body.Name or name)

@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import msgspec
+from werkzeug.datastructures import Headers
 
 from allocsvc.errors import BadRequestError
 from allocsvc.gocompat import SECOND, GoSyntaxError, parse_bool, parse_duration
 from allocsvc.views.blocking import QueryOptions
+
+HeaderLookup = Headers | Mapping[str, str]
+"""Request headers: Quart's ``Headers`` or a plain mapping."""
 
 
 class ListOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,7 +92,7 @@ def bool_param(args: Mapping[str, str], name: str, default: bool) -> bool:
         raise BadRequestError(f'Failed to parse value of "{name}" ({value}) as a bool: {exc}') from exc
 
 
-def request_token(headers: Mapping[str, str]) -> str:
+def request_token(headers: HeaderLookup) -> str:
     """The ACL secret from ``X-Nomad-Token`` or ``Authorization: Bearer`` (FACTS §5.1)."""
     token = headers.get("X-Nomad-Token", "").strip()
     if token:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-
+import trio.lowlevel
 from allocsvc.config import AgentConfig
 
 from tests.conftest import Served, open_served
@@ -72,7 +72,8 @@ async def test_register_shows_two_allocs_with_nomad_stub_shape(served: Served) -
     }  # fmt: skip
     assert "AllocatedResources" not in stub
     event = stub["TaskStates"]["server"]["Events"][0]
-    assert len(event) == 24 and event["Type"] == "Received"
+    assert len(event) == 24
+    assert event["Type"] == "Received"
     assert event["DisplayMessage"] == "Task received by client"
 
 
@@ -81,7 +82,8 @@ async def test_ordering_reverse_and_pagination_tokens(served: Served) -> None:
         await register(served, f"job{i}", count=2)
     everything = (await allocs(served)).json()
     keys = [(a["CreateIndex"], a["ID"]) for a in everything]
-    assert keys == sorted(keys) and len(keys) == 8
+    assert keys == sorted(keys)
+    assert len(keys) == 8
     rev = (await allocs(served, reverse="true")).json()
     assert [a["ID"] for a in rev] == [a["ID"] for a in reversed(everything)]
     seen: list[str] = []
@@ -173,7 +175,8 @@ async def test_filters(served: Served) -> None:
     assert r.status_code == 400
     assert r.text.startswith("failed to read result page: error finding value in datum")
     r = await allocs(served, filter="TaskGroup == app", per_page=1)
-    assert len(r.json()) == 1 and "X-Nomad-NextToken" in r.headers
+    assert len(r.json()) == 1
+    assert "X-Nomad-NextToken" in r.headers
 
 
 async def test_namespaces_and_star(served: Served) -> None:
@@ -188,19 +191,22 @@ async def test_namespaces_and_star(served: Served) -> None:
     assert (await allocs(served, namespace="ns1", filter='ID contains "-"')).json()[0]["Namespace"] == "ns1"
     assert (await allocs(served, filter='Namespace == "ns1"')).json() == []
     r = await allocs(served, namespace="nope")
-    assert r.status_code == 200 and r.content == b"[]"
+    assert r.status_code == 200
+    assert r.content == b"[]"
     assert len((await allocs(served, namespace="*", prefix=star[0]["ID"][:2])).json()) >= 1
 
 
 async def test_task_states_and_resources_params(served: Served) -> None:
     await register(served, count=1)
     lite = (await allocs(served, task_states="false")).json()[0]
-    assert "TaskStates" in lite and lite["TaskStates"] is None
+    assert "TaskStates" in lite
+    assert lite["TaskStates"] is None
     both = (await allocs(served, resources="true")).json()[0]
     assert both["AllocatedResources"]["Tasks"]["server"]["Cpu"]["CpuShares"] == 100
     assert both["TaskStates"] is not None
     only = (await allocs(served, resources="1", task_states="f")).json()[0]
-    assert only["AllocatedResources"] is not None and only["TaskStates"] is None
+    assert only["AllocatedResources"] is not None
+    assert only["TaskStates"] is None
     r = await allocs(served, resources="foo")
     assert r.status_code == 400
     assert r.text == 'Failed to parse value of "resources" (foo) as a bool: strconv.ParseBool: parsing "foo": invalid syntax'
@@ -213,16 +219,20 @@ async def test_read_allocation(served: Served) -> None:
     assert r.status_code == 200
     alloc = r.json()
     assert alloc["ID"] == stub["ID"]
-    assert alloc["Job"]["ID"] == "web" and alloc["Job"]["TaskGroups"][0]["Name"] == "app"
-    assert alloc["Job"]["VaultToken"] == "" and alloc["Job"]["ConsulToken"] == ""
+    assert alloc["Job"]["ID"] == "web"
+    assert alloc["Job"]["TaskGroups"][0]["Name"] == "app"
+    assert alloc["Job"]["VaultToken"] == ""
+    assert alloc["Job"]["ConsulToken"] == ""
     assert int(r.headers["X-Nomad-Index"]) == alloc["ModifyIndex"]
     for omitted in ("NextAllocation", "PreviousAllocation", "DeploymentID", "DesiredTransition", "PreemptedAllocations"):
         assert omitted not in alloc
-    assert isinstance(alloc["CreateTime"], int) and alloc["TaskStates"]["server"]["FinishedAt"] is None
+    assert isinstance(alloc["CreateTime"], int)
+    assert alloc["TaskStates"]["server"]["FinishedAt"] is None
     upper = await served.client.get(f"/v1/allocation/{stub['ID'].upper()}")
     assert upper.json()["ID"] == stub["ID"]
     missing = await served.client.get(f"/v1/allocation/{uuid.uuid4()}")
-    assert missing.status_code == 404 and missing.text == "alloc not found"
+    assert missing.status_code == 404
+    assert missing.text == "alloc not found"
     assert "X-Nomad-Index" in missing.headers
     short = await served.client.get("/v1/allocation/abc")
     assert short.status_code == 400
@@ -235,7 +245,8 @@ async def test_cross_cutting_http_behaviour(served: Served) -> None:
     r = await served.client.post("/v1/allocations")
     assert (r.status_code, r.text, r.headers["content-type"]) == (405, "Invalid method", TEXT)
     r = await served.client.get("/v1/allocations/x")
-    assert r.status_code == 404 and r.content == b""
+    assert r.status_code == 404
+    assert r.content == b""
     alloc_id = (await allocs(served)).json()[0]["ID"]
     r = await served.client.get(f"/v1/allocation/{alloc_id}/bogus")
     assert (r.status_code, r.text) == (404, "resource not found")
@@ -244,11 +255,13 @@ async def test_cross_cutting_http_behaviour(served: Served) -> None:
     r = await served.client.delete(f"/v1/allocation/{alloc_id}")
     assert (r.status_code, r.text) == (405, "Invalid method")
     pretty = await served.client.get(f"/v1/allocation/{alloc_id}?pretty")
-    assert pretty.text.endswith("\n") and pretty.text.startswith('{\n    "ID"')
+    assert pretty.text.endswith("\n")
+    assert pretty.text.startswith('{\n    "ID"')
     assert json.loads(pretty.text)["ID"] == alloc_id
     assert (await served.client.get(f"/v1/allocation/{alloc_id}?pretty=false")).text.endswith("\n")
     compact = await served.client.get(f"/v1/allocation/{alloc_id}?pretty=0")
-    assert not compact.text.endswith("\n") and "\n" not in compact.text
+    assert not compact.text.endswith("\n")
+    assert "\n" not in compact.text
     raw = await served.client.get("/v1/allocations", headers={"Accept-Encoding": "gzip"})
     assert raw.headers["content-encoding"] == "gzip"
     assert "Accept-Encoding" in raw.headers["vary"]
@@ -278,7 +291,8 @@ async def test_go_api_style_requests(served: Served) -> None:
     r = await served.client.get(
         "/v1/allocations?stale=&namespace=default", headers={"Content-Type": "application/x-www-form-urlencoded"}
     )
-    assert r.status_code == 200 and len(r.json()) == 1
+    assert r.status_code == 200
+    assert len(r.json()) == 1
 
 
 async def test_blocking_list_and_read_your_writes(served: Served) -> None:
@@ -296,7 +310,7 @@ async def test_blocking_list_and_read_your_writes(served: Served) -> None:
         nursery.start_soon(blocked)
         with trio.fail_after(10):
             while served.service.model.hub.statistics().watched_keys == 0:
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
         stop = await served.client.post(f"/v1/allocation/{alloc_id}/stop")
     assert stop.status_code == 200
     stopped = stop.json()

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import trio
-
 from allocsvc.config import AgentConfig
+
 from tests.conftest import Served, open_served
 from tests.helpers import example_job, wait_until
 
@@ -32,11 +32,15 @@ async def test_register_response_and_job_reads(served: Served) -> None:
                           "KnownLeader", "NextToken"]  # fmt: skip
     assert r.headers["X-Nomad-Index"] == str(body["Index"])
     job = (await served.client.get("/v1/job/web")).json()
-    assert job["ID"] == "web" and job["Version"] == 0 and job["JobModifyIndex"] == body["JobModifyIndex"]
+    assert job["ID"] == "web"
+    assert job["Version"] == 0
+    assert job["JobModifyIndex"] == body["JobModifyIndex"]
     assert job["TaskGroups"][0]["Tasks"][0]["KillTimeout"] == 5_000_000_000
-    assert job["Priority"] == 50 and job["Region"] == "global"
+    assert job["Priority"] == 50
+    assert job["Region"] == "global"
     job_allocs = (await served.client.get("/v1/job/web/allocations")).json()
-    assert len(job_allocs) == 2 and all(a["JobID"] == "web" for a in job_allocs)
+    assert len(job_allocs) == 2
+    assert all(a["JobID"] == "web" for a in job_allocs)
     listed = (await served.client.get("/v1/jobs")).json()
     assert [j["ID"] for j in listed] == ["web"]
     assert (await served.client.get("/v1/job/nope")).status_code == 404
@@ -48,12 +52,14 @@ async def test_reregister_unchanged_is_noop_and_changed_replaces(served: Served)
     first = (await served.client.put("/v1/jobs", json=example_job(count=2))).json()
     before = live(served)
     again = (await served.client.put("/v1/jobs", json=example_job(count=2))).json()
-    assert again["JobModifyIndex"] == first["JobModifyIndex"] and again["EvalID"] == ""
+    assert again["JobModifyIndex"] == first["JobModifyIndex"]
+    assert again["EvalID"] == ""
     assert live(served) == before
     changed = (await served.client.put("/v1/jobs", json=example_job(count=3))).json()
     assert changed["JobModifyIndex"] > first["JobModifyIndex"]
     after = live(served)
-    assert len(after) == 3 and not set(after) & set(before)
+    assert len(after) == 3
+    assert not set(after) & set(before)
     old = served.service.model.state.allocs[before[0]].alloc
     assert old.DesiredStatus == "stop"
     assert old.DesiredDescription == "alloc is being updated due to job update"
@@ -64,7 +70,8 @@ async def test_reregister_unchanged_is_noop_and_changed_replaces(served: Served)
 async def test_deregister_stops_allocations(served: Served) -> None:
     await served.client.put("/v1/jobs", json=example_job(count=2))
     r = await served.client.delete("/v1/job/web")
-    assert r.status_code == 200 and r.json()["EvalID"]
+    assert r.status_code == 200
+    assert r.json()["EvalID"]
     assert live(served) == []
     await wait_until(
         served.service,
@@ -78,7 +85,9 @@ async def test_namespaces(served: Served) -> None:
     assert names == ["default"]
     assert (await served.client.put("/v1/namespace/prod", json={"Description": "p"})).status_code == 200
     got = (await served.client.get("/v1/namespace/prod")).json()
-    assert got["Name"] == "prod" and got["Description"] == "p" and got["CreateIndex"] > 0
+    assert got["Name"] == "prod"
+    assert got["Description"] == "p"
+    assert got["CreateIndex"] > 0
     assert (await served.client.get("/v1/namespace/nope")).status_code == 404
     r = await served.client.put("/v1/jobs", json=example_job("p", count=1, namespace="prod"))
     assert r.status_code == 200

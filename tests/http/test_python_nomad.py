@@ -9,8 +9,8 @@ from typing import Any
 import nomad
 import pytest
 import trio
-
 from allocsvc.config import AgentConfig
+
 from tests.conftest import Served, open_served
 from tests.helpers import example_job, wait_until
 
@@ -31,7 +31,8 @@ async def test_python_nomad_end_to_end(served: Served) -> None:
     assert reg["EvalID"]
     await wait_until(served.service, lambda: sum(a.alloc.ClientStatus == "running" for a in served.service.model.state.allocs.values()) == 2)
     listed = await trio.to_thread.run_sync(lambda: client.allocations.get_allocations())
-    assert len(listed) == 2 and {a["JobID"] for a in listed} == {"web"}
+    assert len(listed) == 2
+    assert {a["JobID"] for a in listed} == {"web"}
     lite = await trio.to_thread.run_sync(lambda: client.allocations.get_allocations(task_states=False))
     assert all(a["TaskStates"] is None for a in lite)
     prefixed = await trio.to_thread.run_sync(lambda: client.allocations.get_allocations(prefix=listed[0]["ID"][:4]))
@@ -39,9 +40,11 @@ async def test_python_nomad_end_to_end(served: Served) -> None:
     paged = await trio.to_thread.run_sync(lambda: client.allocations.get_allocations(per_page=1))
     assert len(paged) == 1
     alloc = await trio.to_thread.run_sync(lambda: client.allocation.get_allocation(listed[0]["ID"]))
-    assert alloc["ID"] == listed[0]["ID"] and alloc["Job"]["ID"] == "web"
+    assert alloc["ID"] == listed[0]["ID"]
+    assert alloc["Job"]["ID"] == "web"
     stopped = await trio.to_thread.run_sync(lambda: client.allocation.stop_allocation(listed[0]["ID"]))
-    assert stopped["EvalID"] and stopped["Index"] > 0
+    assert stopped["EvalID"]
+    assert stopped["Index"] > 0
     after = await trio.to_thread.run_sync(lambda: client.allocation.get_allocation(listed[0]["ID"]))
     assert after["DesiredTransition"]["Migrate"] is True
     with pytest.raises(nomad.api.exceptions.URLNotFoundNomadException):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import trio
-
 from allocsvc.domain import commands as cmd
 from allocsvc.domain.cluster import ClusterState
 from allocsvc.domain.lifecycle import replay
 from allocsvc.service import Service
+
 from tests.helpers import example_job, job_from, wait_until
 
 
@@ -18,7 +18,8 @@ def statuses(service: Service) -> list[str]:
 async def test_register_places_running_allocs(memory_service: Service, autojump_clock: trio.testing.MockClock) -> None:
     svc = memory_service
     result = await svc.scheduler.register(job_from(example_job(count=2)))
-    assert result.eval_id and result.index > 0
+    assert result.eval_id
+    assert result.index > 0
     allocs = list(svc.model.state.allocs.values())
     assert sorted(a.alloc.Name for a in allocs) == ["web.app[0]", "web.app[1]"]
     assert all(a.alloc.EvalID == result.eval_id for a in allocs)
@@ -33,7 +34,8 @@ async def test_restart_policy_then_failure(memory_service: Service, autojump_clo
     agg = next(iter(svc.model.state.allocs.values()))
     task = (agg.alloc.TaskStates or {})["server"]
     assert task.Restarts == 2
-    assert task.Failed and task.State == "dead"
+    assert task.Failed
+    assert task.State == "dead"
     assert task.Events[-1].Type == "Not Restarting"
     state = ClusterState()
     state.apply_all(svc.log.iter_records())
@@ -53,7 +55,8 @@ async def test_stop_kills_and_places_replacement(memory_service: Service, autoju
     old = svc.model.state.allocs[old_id].alloc
     assert old.DesiredStatus == "stop"
     assert old.DesiredDescription == "alloc is being migrated"
-    assert old.DesiredTransition is not None and old.DesiredTransition.Migrate
+    assert old.DesiredTransition is not None
+    assert old.DesiredTransition.Migrate
     new = svc.model.state.allocs[old.NextAllocation].alloc
     assert new.PreviousAllocation == old_id
     types = [e.Type for e in (old.TaskStates or {})["server"].Events]

@@ -6,17 +6,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
-from quart.typing import TestClientProtocol as QuartClient
-
 from allocsvc.domain import commands as cmd
 from allocsvc.http.app import create_app
 from allocsvc.service import Service
+from quart.typing import TestClientProtocol as QuartClient
+
 from tests.helpers import example_job, job_from, wait_until
 
 
 @pytest.fixture
 async def client(memory_service: Service) -> AsyncIterator[QuartClient]:
-    yield create_app(memory_service).test_client()
+    return create_app(memory_service).test_client()
 
 
 async def running(svc: Service, count: int) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from allocsvc.domain.display import display_message
 from allocsvc.domain.model import TaskEvent
 from allocsvc.gocompat import (
@@ -46,7 +45,7 @@ def test_parse_bool_matches_strconv() -> None:
         assert parse_bool(t) is True
     for f in ("0", "f", "F", "FALSE", "false", "False"):
         assert parse_bool(f) is False
-    with pytest.raises(GoSyntaxError, match='strconv.ParseBool: parsing "yes": invalid syntax'):
+    with pytest.raises(GoSyntaxError, match=r'strconv\.ParseBool: parsing "yes": invalid syntax'):
         parse_bool("yes")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from allocsvc.domain import commands as cmd, events as ev
 from allocsvc.domain.lifecycle import (
     MAX_TASK_EVENTS,
@@ -69,7 +68,8 @@ def test_normal_start_sequence_and_client_status() -> None:
         "Task started by client",
     ]
     assert s.task().State == "running"
-    assert s.task().StartedAt is not None and s.task().StartedAt.endswith("Z")
+    assert s.task().StartedAt is not None
+    assert s.task().StartedAt.endswith("Z")
     assert s.state.alloc.ClientStatus == "running"
     assert s.state.alloc.ClientDescription == "Tasks are running"
     assert s.state.alloc.ModifyIndex == s.index
@@ -95,7 +95,8 @@ def test_restart_signaled_does_not_count_but_restarting_does() -> None:
     s.run(cmd.RestartTask(task="web"))
     assert s.task().Restarts == 0
     events = s.run(exited(0))
-    assert isinstance(events[-1], ev.TaskRestarting) and events[-1].delay == 0
+    assert isinstance(events[-1], ev.TaskRestarting)
+    assert events[-1].delay == 0
     assert s.task().Restarts == 1
     assert s.task().Events[-1].DisplayMessage == "Task restarting in 0s"
     assert s.task().Events[-3].DisplayMessage == "User requested task to restart"
@@ -109,7 +110,8 @@ def test_exceeding_attempts_in_fail_mode_fails_the_task() -> None:
     s.run(cmd.RecordTaskStarted(task="web"))
     events = s.run(exited(1, policy))
     assert isinstance(events[-1], ev.TaskNotRestarting)
-    assert s.task().State == "dead" and s.task().Failed
+    assert s.task().State == "dead"
+    assert s.task().Failed
     assert s.task().Events[-1].DisplayMessage == 'Exceeded allowed attempts 1 in interval 1m0s and mode is "fail"'
     assert s.state.alloc.ClientStatus == "failed"
     assert s.task().FinishedAt is not None
@@ -123,7 +125,8 @@ def test_batch_success_completes_quietly() -> None:
     )
     assert isinstance(events[-1], ev.TaskCompleted)
     assert [e.Type for e in s.task().Events][-1] == "Terminated"
-    assert s.task().State == "dead" and not s.task().Failed
+    assert s.task().State == "dead"
+    assert not s.task().Failed
     assert s.state.alloc.ClientStatus == "complete"
     assert s.state.alloc.ClientDescription == "All tasks have completed"
 

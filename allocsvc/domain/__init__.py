@@ -1,0 +1,1 @@
+"""The pure domain core: Nomad's model, events, commands and the lifecycle rules (no trio, no I/O)."""
