@@ -74,3 +74,24 @@ async def test_kill_9_and_restart_keeps_acknowledged_state(tmp_path: Path) -> No
     restored = [r for r in records_after[len(records_before) :] if type(r.event).__name__ == "TaskRestoreFailed"]
     running_before = [r for r in records_before if type(r.event).__name__ == "TaskStarted"]
     assert restored or not running_before
+
+
+async def test_corrupt_log_stops_startup_naming_the_position(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc, base = await start_agent(data)
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            assert (await client.put("/v1/jobs", json=example_job(count=1))).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        with trio.fail_after(30):
+            await proc.wait()
+    import sqlite3
+
+    conn = sqlite3.connect(data / "allocsvc.db")
+    conn.execute("UPDATE events SET data = X'00ff00' WHERE idx = 2")
+    conn.commit()
+    conn.close()
+    result = await trio.run_process([*AGENT, "--data-dir", str(data)], capture_stdout=True, capture_stderr=True, check=False)
+    assert result.returncode == 1
+    assert b"event log corrupt at index 2: checksum mismatch" in result.stderr
