@@ -17,6 +17,7 @@ from pathlib import Path
 
 import trio
 
+from allocsvc.actors.acl import ACLManager
 from allocsvc.actors.runtime import Clock, Runtime, uuid4_factory
 from allocsvc.actors.scheduler import Scheduler
 from allocsvc.actors.supervisor import Supervisor
@@ -26,7 +27,9 @@ from allocsvc.drivers.base import TaskDriver
 from allocsvc.drivers.mock import MockDriver
 from allocsvc.store.log import EventLog
 from allocsvc.store.memory import MemoryEventLog
+from allocsvc.store.snapshot import Snapshotter, restore_state, snapshot_dir
 from allocsvc.store.sqlite import open_sqlite_log
+from allocsvc.views.acl_resolver import ACLResolver
 from allocsvc.views.read_model import ReadModel
 
 logger = logging.getLogger("allocsvc")
@@ -45,6 +48,8 @@ class Service:
     supervisor: Supervisor
     scheduler: Scheduler
     nursery: trio.Nursery
+    acl: ACLManager
+    snapshotter: Snapshotter | None = None
 
 
 def resolve_data_dir(config: AgentConfig) -> Path:
@@ -79,8 +84,9 @@ async def open_service(
             log = sqlite_log
         elif isinstance(log, MemoryEventLog):
             node_id = str(uuid.UUID(int=(rng or random.Random(0)).getrandbits(128), version=4))
-        model = ReadModel()
-        model.state.apply_all(log.iter_records())
+        snapshots = snapshot_dir(data_dir) if data_dir is not None else None
+        recovery = restore_state(log, snapshots)
+        model = ReadModel(recovery.state)
         log.subscribe(model.apply)
         restored = model.state.last_index > 0
         async with trio.open_nursery() as nursery:
@@ -107,7 +113,17 @@ async def open_service(
                 if not is_terminal_client_status(agg.alloc.ClientStatus):
                     supervisor.spawn(alloc_id, restoring=restored)
             nursery.start_soon(supervisor.run_passivation)
-            service = Service(config, log, model, runtime, supervisor, scheduler, nursery)
+            snapshotter: Snapshotter | None = None
+            if snapshots is not None and config.snapshot_every >= 0:
+                snapshotter = Snapshotter(
+                    log, model.state, snapshots, every=config.snapshot_every, last_index=recovery.snapshot_index
+                )
+                log.subscribe(snapshotter.on_commit)
+                await nursery.start(snapshotter.run)
+            acl = ACLManager(runtime, ACLResolver(model, lambda: runtime.clock.now_ns()))
+            if config.acl_enabled:
+                await nursery.start(acl.run_expiry_notifier)
+            service = Service(config, log, model, runtime, supervisor, scheduler, nursery, acl, snapshotter)
             try:
                 yield service
             finally:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 import msgspec
 
 from allocsvc.domain import events as ev
+from allocsvc.domain.acl_events import ACL_STREAM_PREFIX
+from allocsvc.domain.acl_state import ACLState
 from allocsvc.domain.lifecycle import AllocAggregate, evolve, place
 from allocsvc.domain.model import Evaluation, Job, Namespace
 
@@ -39,7 +41,7 @@ class ClusterState:
         self.table_index: dict[str, int] = {}
         self.last_index = 0
         self.stream_versions: dict[str, int] = {}
-        self.acl_events: list[ev.Recorded] = []
+        self.acl = ACLState()
 
     def apply_all(self, records: Iterable[ev.Recorded]) -> None:
         """Apply records in order."""
@@ -56,6 +58,12 @@ class ClusterState:
         self.last_index = recorded.index
         self.stream_versions[recorded.stream] = recorded.version
         event, index = recorded.event, recorded.index
+        if type(event) is not ev.AllocPlaced and recorded.stream.startswith("alloc/"):
+            # the replay hot path: most records are allocation events
+            alloc_id = recorded.stream[6:]
+            self.allocs[alloc_id] = evolve(self.allocs[alloc_id], recorded)
+            self.table_index["allocs"] = index
+            return
         match event:
             case ev.NamespaceUpserted(namespace=ns):
                 old = self.namespaces.get(ns.Name)
@@ -107,9 +115,17 @@ class ClusterState:
                 alloc_id = recorded.stream[len("alloc/") :]
                 self.allocs[alloc_id] = evolve(self.allocs[alloc_id], recorded)
                 self._touch("allocs", index)
-            case _:
-                self.acl_events.append(recorded)
+            case _ if recorded.stream.startswith(ACL_STREAM_PREFIX):
+                self.acl.apply(recorded)
                 self._touch("acl", index)
+
+    def __eq__(self, other: object) -> bool:
+        """Field-by-field equality: replay, snapshot load and the live fold must agree exactly."""
+        if not isinstance(other, ClusterState):
+            return NotImplemented
+        return _fields(self) == _fields(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def index(self, table: str) -> int:
         """The last index that wrote ``table`` (0 if never)."""
@@ -121,3 +137,8 @@ class ClusterState:
         if record is None:
             return None
         return record.versions.get(version)
+
+
+def _fields(obj: object) -> dict[str, object]:
+    """An object's attributes, with nested plain (non-Struct) objects such as ``ACLState`` expanded."""
+    return {k: _fields(v) if hasattr(v, "__dict__") else v for k, v in vars(obj).items()}

@@ -16,7 +16,11 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from allocsvc.errors import AllocsvcError
-from allocsvc.http.allocs import alloc_routes
+from allocsvc.http.acl import acl_routes
+from allocsvc.http.allocs import alloc_routes, fast_read_path
+from allocsvc.http.client_allocs import client_alloc_routes
+from allocsvc.http.events_stream import event_stream_routes
+from allocsvc.http.exec import exec_routes
 from allocsvc.http.jobs import job_routes
 from allocsvc.http.responses import error_response, maybe_gzip
 
@@ -28,6 +32,10 @@ logger = logging.getLogger("allocsvc.http")
 ROUTES: tuple[Callable[[Service], Blueprint], ...] = (
     alloc_routes,
     job_routes,
+    acl_routes,
+    event_stream_routes,
+    client_alloc_routes,
+    exec_routes,
 )
 """Every endpoint module's blueprint factory; add new endpoint modules here."""
 
@@ -42,6 +50,7 @@ def create_app(service: Service) -> QuartTrio:
     app.url_map.strict_slashes = False
     for factory in ROUTES:
         app.register_blueprint(factory(service))
+    app.asgi_app = fast_read_path(service, app.asgi_app)  # type: ignore[method-assign,assignment]
 
     @app.errorhandler(AllocsvcError)
     async def allocsvc_error(exc: AllocsvcError) -> Response:

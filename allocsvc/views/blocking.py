@@ -3,6 +3,9 @@
 Owns ``QueryOptions`` and ``blocking_query``. ``index`` 0 never blocks; otherwise the query
 re-runs whenever one of its watch keys fires, until its index passes ``min_index`` or the wait
 (default and cap 300 s, plus up to wait/16 jitter) runs out, and then returns the current result.
+A query with a ``recheck`` (an ACL re-validation) also wakes on ``table:acl``, which fires on every
+ACL write and whenever a token reaches its expiration time, so a query whose token is deleted or
+expires while it waits answers 403 and never the data.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ import trio
 from allocsvc.views.watch import WatchHub
 
 T = TypeVar("T")
+
+ACL_WATCH_KEY = "table:acl"
+"""Fires on ACL writes and token expirations; rechecking waits also wait on it."""
 
 DEFAULT_WAIT = 300.0
 MAX_WAIT = 300.0
@@ -53,14 +59,16 @@ async def blocking_query(
 ) -> QueryResult[T]:
     """Run ``run`` until its index exceeds ``options.min_index`` or the wait expires.
 
-    ``recheck`` runs after every wake-up (ACL re-validation); it raises to abort the query.
+    ``recheck`` runs after every wake-up (ACL re-validation); it raises to abort the query. With a
+    ``recheck`` the wait also wakes on ``table:acl`` (token deleted, replaced or expired).
     """
     result = run()
     if options.min_index == 0 or result.index > options.min_index:
         return result
+    extra = (ACL_WATCH_KEY,) if recheck is not None else ()
     with trio.move_on_after(effective_wait(options.wait_seconds)):
         while result.index <= options.min_index:
-            await hub.wait(result.watch)
+            await hub.wait((*result.watch, *extra))
             if recheck is not None:
                 await recheck()
             result = run()
