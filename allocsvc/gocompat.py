@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 
 NANOSECOND = 1
 MICROSECOND = 1_000
@@ -83,8 +84,9 @@ def _fmt_frac(value: int, digits: int) -> str:
     return f"{whole}.{frac_text}" if frac_text else str(whole)
 
 
+@lru_cache(maxsize=1024)
 def format_duration(ns: int) -> str:
-    """Format nanoseconds exactly like Go's ``time.Duration.String``."""
+    """Format nanoseconds exactly like Go's ``time.Duration.String`` (memoised: replay repeats a few values)."""
     if ns == 0:
         return "0s"
     sign = "-" if ns < 0 else ""
@@ -110,6 +112,8 @@ _ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t
 
 def go_quote(text: str) -> str:
     """Quote like Go's ``%q`` / ``strconv.Quote`` for printable-or-not text."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
     out = ['"']
     for ch in text:
         if ch in ('"', "\\"):
@@ -126,10 +130,17 @@ def go_quote(text: str) -> str:
     return "".join(out)
 
 
+_last_second: list[tuple[int, str]] = [(0, "1970-01-01T00:00:00")]
+"""The last second formatted: consecutive timestamps mostly share it (replay formats millions)."""
+
+
 def rfc3339nano(unix_ns: int) -> str:
     """Format Unix nanoseconds as Go's RFC3339Nano in UTC (trailing zeros trimmed)."""
     seconds, nanos = divmod(unix_ns, SECOND)
-    base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    cached_second, base = _last_second[0]
+    if seconds != cached_second:
+        base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _last_second[0] = (seconds, base)
     if nanos:
         base += "." + f"{nanos:09d}".rstrip("0")
     return base + "Z"

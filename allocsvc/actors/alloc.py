@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
+import msgspec
 import outcome
 import trio
 
@@ -19,7 +20,7 @@ from allocsvc.actors.runtime import Runtime
 from allocsvc.actors.task_runner import TaskRunner
 from allocsvc.domain import commands as cmd, events as ev
 from allocsvc.domain.jobs import find_group, find_task
-from allocsvc.domain.lifecycle import AllocAggregate, decide, is_alloc_terminal
+from allocsvc.domain.lifecycle import AllocAggregate, decide, is_alloc_terminal, signal_failures
 from allocsvc.domain.model import DesiredStatus, Evaluation, TaskStatus, is_terminal_client_status
 from allocsvc.errors import DriverError, LifecycleError, NotFoundError
 from allocsvc.store.log import StreamWrite
@@ -81,6 +82,7 @@ class AllocActor:
         return idle and is_alloc_terminal(state.alloc) and is_terminal_client_status(state.alloc.ClientStatus)
 
     def _start_runners(self) -> None:
+        assert self._nursery is not None
         state = self.state
         if state.alloc.DesiredStatus != DesiredStatus.RUN:
             self._resume_kills(state)
@@ -88,7 +90,11 @@ class AllocActor:
         if is_terminal_client_status(state.alloc.ClientStatus):
             return
         for task in state.tasks:
-            if (state.alloc.TaskStates or {})[task].State != TaskStatus.DEAD:
+            if (state.alloc.TaskStates or {})[task].State == TaskStatus.DEAD:
+                continue
+            if state.runtime[task].kill_requested:  # the agent stopped mid-kill: finish it
+                self._nursery.start_soon(self._kill_task, task, "", "")
+            else:
                 self._start_runner(task, "restore" if self._restoring else "fresh")
 
     def _resume_kills(self, state: AllocAggregate) -> None:
@@ -106,14 +112,33 @@ class AllocActor:
     async def _process(self, envelope: Envelope[cmd.AnyCommand, list[ev.Recorded]]) -> None:
         command = envelope.command
         try:
-            records = await self._execute(command)
+            if isinstance(command, cmd.RestartTask) and command.all_tasks:
+                command = msgspec.structs.replace(command, rerunnable=self._rerunnable())
             if isinstance(command, cmd.SignalTask):
-                await self._deliver_signals(records)
+                records = await self._signal(command)
+            else:
+                records = await self._execute(command)
         except Exception as exc:
             envelope.reply(outcome.Error(exc))
             return
         envelope.reply(outcome.Value(records))
         await self._react(records)
+
+    def _rerunnable(self) -> frozenset[str]:
+        """Dead tasks ``AllTasks`` may run again: finished on their own (not killed), not poststop."""
+        state = self.state
+        job = self.rt.model.job_for(state)
+        if job is None:
+            return frozenset()
+        group = find_group(job, state.alloc.TaskGroup)
+        states = state.alloc.TaskStates or {}
+        return frozenset(
+            task.name
+            for task in group.tasks or []
+            if states[task.name].State == TaskStatus.DEAD
+            and not state.runtime[task.name].kill_requested
+            and (task.lifecycle or {}).get("Hook", "") != "poststop"
+        )
 
     async def _execute(self, command: cmd.AnyCommand) -> list[ev.Recorded]:
         state = self.state
@@ -140,25 +165,42 @@ class AllocActor:
         )
         return StreamWrite(ev.eval_stream(eval_id), 0, [ev.EvalCreated(eval=evaluation)])
 
-    async def _deliver_signals(self, records: Sequence[ev.Recorded]) -> None:
-        errors: list[str] = []
-        for recorded in records:
-            event = recorded.event
-            if isinstance(event, ev.TaskSignaled):
-                runner = self.runners.get(event.task)
-                handle = runner.handle if runner is not None else None
-                if handle is None:
-                    errors.append(f"Failed to signal task: {event.task}, err: Task not running")
-                    continue
-                try:
-                    await handle.signal(event.signal or "SIGINT")
-                except DriverError as exc:
-                    errors.append(f"Failed to signal task: {event.task}, err: {exc.message}")
-        if len(errors) == 1 and len(records) == 1:
-            raise LifecycleError(errors[0].split("err: ", 1)[1], status_hint=500)
-        if errors:
-            head = "1 error occurred" if len(errors) == 1 else f"{len(errors)} errors occurred"
-            raise LifecycleError(head + ":\n" + "".join(f"\t* {e}\n" for e in errors) + "\n", status_hint=500)
+    async def _signal(self, command: cmd.SignalTask) -> list[ev.Recorded]:
+        """Deliver a signal, then record it; a task that could not be signalled records nothing.
+
+        Only tasks with a live driver handle count as running. As on Nomad, an all-task signal
+        reaches every running task and reports the rest as one multi-error. A task that is not
+        running is a client mistake (400, Nomad 500); a driver failure is 500.
+        """
+        handles = {t: r.handle for t, r in self.runners.items() if r.handle is not None and not r.handle.exited}
+        events = decide(self.state, msgspec.structs.replace(command, live=frozenset(handles)), self.rt.clock.now_ns())
+        delivered: list[ev.Event] = []
+        failures: dict[str, str] = {}
+        driver_failed = False
+        for event in events:
+            assert isinstance(event, ev.TaskSignaled)
+            handle = handles[event.task]
+            try:
+                await handle.signal(event.signal)
+            except DriverError as exc:
+                failures[event.task] = "Task not running" if handle.exited else exc.message
+                driver_failed = driver_failed or not handle.exited
+                continue
+            delivered.append(event)
+        records: list[ev.Recorded] = []
+        if delivered:
+            stream = StreamWrite(ev.alloc_stream(self.alloc_id), self.state.version, delivered)
+            records = await self.rt.log.append([stream], time=self.rt.clock.now_ns())
+        if not command.task:
+            signaled = {e.task for e in events if isinstance(e, ev.TaskSignaled)}
+            failures.update((t, "Task not running") for t in self.state.tasks if t not in signaled)
+        status = 500 if driver_failed else 400
+        if command.task and failures:
+            raise LifecycleError(failures[command.task], status_hint=status)
+        if failures:
+            ordered = [(task, failures[task]) for task in self.state.tasks if task in failures]
+            raise LifecycleError(signal_failures(ordered), status_hint=status)
+        return records
 
     # --- effects --------------------------------------------------------------------------------
 
@@ -268,18 +310,21 @@ class AllocActor:
         except Exception as exc:
             logger.info("kill of %s/%s not started: %s", self.alloc_id, task_name, exc)
             return
-        if not records:
+        runner = self.runners.get(task_name)
+        current = self.state
+        resumed = runner is None and current.runtime[task_name].kill_requested
+        if not records and not (resumed and (current.alloc.TaskStates or {})[task_name].State == TaskStatus.RUNNING):
             return
         if any(isinstance(r.event, ev.TaskShutdownDelayWaited) for r in records):
             await trio.sleep(delay / 1e9)
-        runner = self.runners.get(task_name)
         if runner is not None:
             runner.cancel_delay()
         handle = runner.handle if runner is not None else None
         if handle is not None:
             await handle.kill(task.kill_signal or "SIGINT", task.kill_timeout / 1e9)
         elif runner is None and (self.state.alloc.TaskStates or {})[task_name].State == TaskStatus.RUNNING:
-            # restored after an agent restart with no process left: report the exit ourselves
+            # restored after an agent restart: kill what the earlier agent left, report the exit
+            await TaskRunner(self.alloc_id, task_name, self.rt, self.ask).recover_leftovers()
             policy = group.restart_policy
             assert policy is not None
             await self.ask(cmd.ReportTaskExited(task=task_name, exit_code=0, policy=policy, restart_on_success=False))

@@ -106,6 +106,15 @@ class TaskRunner:
 
     # --- control from the actor -----------------------------------------------------------------
 
+    async def recover_leftovers(self) -> None:
+        """After an agent restart: have the driver kill what the earlier agent left running."""
+        if self.rt.data_dir is None:
+            return
+        _, task, _ = self.spec()
+        driver = self.rt.drivers.get(task.driver)
+        if driver is not None:
+            await driver.recover(self.launch())
+
     def cancel_delay(self) -> None:
         """Interrupt a restart delay (the task is being killed)."""
         if self._delay_scope is not None:
@@ -125,6 +134,8 @@ class TaskRunner:
     async def _run(self, mode: str) -> None:
         state = self._state()
         task_state = (state.alloc.TaskStates or {})[self.task]
+        if mode == "restore":
+            await self.recover_leftovers()
         if mode == "fresh" and not task_state.Events:
             await self._ask(cmd.RecordTaskReceived(task=self.task))
         elif mode == "restore" and task_state.State == TaskStatus.RUNNING:

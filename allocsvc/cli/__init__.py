@@ -9,11 +9,11 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from allocsvc.cli import agent
+from allocsvc.cli import agent, alloc_exec, log_tools, simulate
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-SUBCOMMANDS: tuple[Registrar, ...] = (agent.register,)
+SUBCOMMANDS: tuple[Registrar, ...] = (agent.register, log_tools.register, alloc_exec.register, simulate.register)
 """Each module's ``register(subparsers)``; add new subcommand modules here."""
 
 

@@ -30,10 +30,15 @@ class MarkAllocStopped(Command, frozen=True, kw_only=True):
 
 
 class SignalTask(Command, frozen=True, kw_only=True):
-    """``/v1/client/allocation/:id/signal``: signal one task, or every task when ``task`` is empty."""
+    """``/v1/client/allocation/:id/signal``: signal one task, or every task when ``task`` is empty.
+
+    ``live`` names the tasks that have a driver handle (the actor fills it in); a task without
+    one is not running even if its state still says so (Nomad: ``Task not running``).
+    """
 
     task: str = ""
     signal: str = ""
+    live: frozenset[str] | None = None
 
 
 class RestartTask(Command, frozen=True, kw_only=True):

@@ -87,12 +87,18 @@ class AllocAggregate(msgspec.Struct, frozen=True, kw_only=True):
 
 def derive_client_status(states: Iterable[TaskState]) -> tuple[str, str]:
     """Nomad's client status rules (FACTS §2.5): failed, running, pending, else complete."""
-    states = list(states)
-    if any(s.State == D and s.Failed for s in states):
-        return ClientStatus.FAILED, "Failed tasks"
-    if any(s.State == R for s in states):
+    running = pending = False
+    for s in states:  # one pass: this runs for every task event replayed
+        if s.State == D:
+            if s.Failed:
+                return ClientStatus.FAILED, "Failed tasks"
+        elif s.State == R:
+            running = True
+        elif s.State == P:
+            pending = True
+    if running:
         return ClientStatus.RUNNING, "Tasks are running"
-    if any(s.State == P for s in states):
+    if pending:
         return ClientStatus.PENDING, "No tasks have started"
     return ClientStatus.COMPLETE, "All tasks have completed"
 
@@ -130,16 +136,43 @@ def place(recorded: ev.Recorded) -> AllocAggregate:
     )
 
 
-def _apply_task_event(state: AllocAggregate, event: ev.TaskEventBase, time: int) -> AllocAggregate:
-    states = dict(state.alloc.TaskStates or {})
-    current = states[event.task]
-    rule = TASK_RULES[type(event)]
+_RULE_TO: dict[type[ev.TaskEventBase], TaskStatus | None] = {t: rule.to for t, rule in TASK_RULES.items()}
+
+
+def _task_runtime_after(rt: TaskRuntime, event: ev.TaskEventBase) -> TaskRuntime | None:
+    """The task's bookkeeping after ``event``; None when the event leaves it unchanged."""
+    match event:
+        case ev.TaskStarted():
+            return msgspec.structs.replace(rt, started_once=True, restart_requested=False)
+        case ev.TaskRestartSignaled():
+            return msgspec.structs.replace(rt, restart_requested=True)
+        case ev.TaskKilling():
+            return msgspec.structs.replace(rt, kill_requested=True)
+        case ev.TaskRestarting(attempts=attempts, window_start=start) if attempts or start:
+            return msgspec.structs.replace(rt, tracker=Tracker(attempts=attempts, window_start=start))
+        case ev.TaskNotRestarting(attempts=attempts, window_start=start) | ev.TaskCompleted(
+            attempts=attempts, window_start=start
+        ):
+            return msgspec.structs.replace(rt, tracker=Tracker(attempts=attempts, window_start=start))
+    return None
+
+
+def _evolve_task(state: AllocAggregate, event: ev.TaskEventBase, recorded: ev.Recorded) -> AllocAggregate:
+    """Fold one task event: the task's state and events, its bookkeeping, then ClientStatus.
+
+    The replay hot path: every allocation field it changes is set in one ``replace``.
+    """
+    alloc = state.alloc
+    task, time = event.task, recorded.time
+    states = dict(alloc.TaskStates or {})
+    current = states[task]
+    to = _RULE_TO[type(event)]
     changes: dict[str, object] = {}
-    if rule.to is not None and rule.to != current.State:
-        changes["State"] = rule.to
-        if rule.to == R:
+    if to is not None and to != current.State:
+        changes["State"] = to
+        if to == R:
             changes["StartedAt"] = rfc3339nano(time)
-        if rule.to == D and current.FinishedAt is None:
+        if to == D and current.FinishedAt is None:
             changes["FinishedAt"] = rfc3339nano(time)
     nomad_event = to_task_event(event, time)
     if nomad_event is not None:
@@ -148,30 +181,24 @@ def _apply_task_event(state: AllocAggregate, event: ev.TaskEventBase, time: int)
         if nomad_event.Type == "Restarting":
             changes["Restarts"] = current.Restarts + 1
             changes["LastRestart"] = rfc3339nano(time)
-        changes["Events"] = (*current.Events, nomad_event)[-MAX_TASK_EVENTS:]
-    states[event.task] = msgspec.structs.replace(current, **changes)
+        events = (*current.Events, nomad_event)
+        changes["Events"] = events[-MAX_TASK_EVENTS:] if len(events) > MAX_TASK_EVENTS else events
+    states[task] = msgspec.structs.replace(current, **changes)
 
-    runtime = dict(state.runtime)
-    rt = runtime[event.task]
-    match event:
-        case ev.TaskStarted():
-            rt = msgspec.structs.replace(rt, started_once=True, restart_requested=False)
-        case ev.TaskRestartSignaled():
-            rt = msgspec.structs.replace(rt, restart_requested=True)
-        case ev.TaskKilling():
-            rt = msgspec.structs.replace(rt, kill_requested=True)
-        case ev.TaskRestarting(attempts=attempts, window_start=start) if attempts or start:
-            rt = msgspec.structs.replace(rt, tracker=Tracker(attempts=attempts, window_start=start))
-        case ev.TaskNotRestarting(attempts=attempts, window_start=start) | ev.TaskCompleted(
-            attempts=attempts, window_start=start
-        ):
-            rt = msgspec.structs.replace(rt, tracker=Tracker(attempts=attempts, window_start=start))
-        case _:
-            pass
-    runtime[event.task] = rt
-    return msgspec.structs.replace(
-        state, alloc=msgspec.structs.replace(state.alloc, TaskStates=states), runtime=runtime
-    )
+    runtime = state.runtime
+    rt = _task_runtime_after(runtime[task], event)
+    if rt is not None:
+        runtime = {**runtime, task: rt}
+
+    alloc_changes: dict[str, object] = {"TaskStates": states, "ModifyTime": time, "ModifyIndex": recorded.index}
+    status, description = derive_client_status(states.values())
+    if status != alloc.ClientStatus or description != alloc.ClientDescription:
+        history = alloc.AllocStates or ()
+        if status != alloc.ClientStatus:
+            history = (*history, AllocState(Field=0, Value=status, Time=rfc3339nano(time)))
+        alloc_changes.update(ClientStatus=status, ClientDescription=description, AllocStates=history)
+    alloc = msgspec.structs.replace(alloc, **alloc_changes)
+    return msgspec.structs.replace(state, alloc=alloc, runtime=runtime, version=recorded.version)
 
 
 def evolve(state: AllocAggregate, recorded: ev.Recorded) -> AllocAggregate:
@@ -196,17 +223,7 @@ def evolve(state: AllocAggregate, recorded: ev.Recorded) -> AllocAggregate:
                 ModifyTime=time,
             )
         case ev.TaskEventBase():
-            state = _apply_task_event(state, event, time)
-            alloc = state.alloc
-            status, description = derive_client_status((alloc.TaskStates or {}).values())
-            if status != alloc.ClientStatus or description != alloc.ClientDescription:
-                history = alloc.AllocStates or ()
-                if status != alloc.ClientStatus:
-                    history = (*history, AllocState(Field=0, Value=status, Time=rfc3339nano(time)))
-                alloc = msgspec.structs.replace(
-                    alloc, ClientStatus=status, ClientDescription=description, AllocStates=history
-                )
-            alloc = msgspec.structs.replace(alloc, ModifyTime=time)
+            return _evolve_task(state, event, recorded)
         case ev.ExecSessionRecorded():
             pass
         case _:
@@ -251,19 +268,28 @@ def _after_exit(task: str, decision: Decision) -> ev.TaskEventBase:
 
 def _decide_signal(state: AllocAggregate, command: cmd.SignalTask) -> list[ev.Event]:
     states = state.alloc.TaskStates or {}
+
+    def is_running(task: str) -> bool:
+        return states[task].State == R and (command.live is None or task in command.live)
+
     if command.task:
         if command.task not in states:
             raise NotFoundError("Task not found")
-        if states[command.task].State != R:
+        if not is_running(command.task):
             raise LifecycleError("Task not running")
         return [ev.TaskSignaled(task=command.task, signal=command.signal)]
-    failures = [t for t in state.tasks if states[t].State != R]
-    if failures:
-        count = len(failures)
-        lines = "".join(f"\t* Failed to signal task: {t}, err: Task not running\n" for t in failures)
-        head = "1 error occurred" if count == 1 else f"{count} errors occurred"
-        raise LifecycleError(f"{head}:\n{lines}\n")
-    return [ev.TaskSignaled(task=t, signal=command.signal) for t in state.tasks]
+    running = [t for t in state.tasks if is_running(t)]
+    if not running:
+        raise LifecycleError(signal_failures([(t, "Task not running") for t in state.tasks]))
+    # Nomad signals every running task and reports the others (the actor adds them to its error)
+    return [ev.TaskSignaled(task=t, signal=command.signal) for t in running]
+
+
+def signal_failures(failures: list[tuple[str, str]]) -> str:
+    """Nomad's go-multierror text for tasks that could not be signalled: (task, error) pairs."""
+    head = "1 error occurred" if len(failures) == 1 else f"{len(failures)} errors occurred"
+    lines = "".join(f"\t* Failed to signal task: {task}, err: {error}\n" for task, error in failures)
+    return f"{head}:\n{lines}\n"
 
 
 def _decide_restart(state: AllocAggregate, command: cmd.RestartTask) -> list[ev.Event]:

@@ -66,6 +66,11 @@ class TaskHandle(Protocol):
         """The OS process id, when there is one."""
         ...
 
+    @property
+    def exited(self) -> bool:
+        """True once the task has exited and ``wait`` would return at once."""
+        ...
+
     async def wait(self) -> ExitResult:
         """Wait for the task to exit (may be called by several waiters)."""
         ...

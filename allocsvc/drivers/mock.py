@@ -64,10 +64,19 @@ class MockHandle:
                 )
             )
 
+    def exit_now(self, exit_code: int = 0, signal: int = 0) -> None:
+        """End the task at once as if its process exited (tests and the simulator inject exits)."""
+        self._scope.cancel()
+        self._finish(ExitResult(exit_code=exit_code, signal=signal))
+
     def _finish(self, result: ExitResult) -> None:
         if not self._done.is_set():
             self._result = result
             self._done.set()
+
+    @property
+    def exited(self) -> bool:
+        return self._done.is_set()
 
     async def wait(self) -> ExitResult:
         await self._done.wait()

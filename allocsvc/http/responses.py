@@ -59,4 +59,9 @@ def maybe_gzip(response: Response, body: bytes, accept_encoding: str) -> bytes |
     if "gzip" not in accept_encoding.lower() or not body or "Content-Encoding" in response.headers:
         return None
     response.headers["Content-Encoding"] = "gzip"
+    return gzip_body(body)
+
+
+def gzip_body(body: bytes) -> bytes:
+    """The gzip step's compression (level 6, as gorilla's CompressHandler default)."""
     return gzip.compress(body, compresslevel=6)

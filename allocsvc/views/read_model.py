@@ -8,7 +8,7 @@ Encoded list stubs and details are cached per allocation and dropped when it cha
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 
 import msgspec
 
@@ -16,6 +16,7 @@ from allocsvc.domain.cluster import ClusterState
 from allocsvc.domain.events import Recorded
 from allocsvc.domain.lifecycle import AllocAggregate
 from allocsvc.domain.model import Allocation, Job
+from allocsvc.views.history import LogHistory
 from allocsvc.views.watch import WatchHub
 from allocsvc.views.wire import encode, encode_stub
 
@@ -35,14 +36,16 @@ class ReadModel:
     def __init__(self, state: ClusterState | None = None) -> None:
         self.state = state or ClusterState()
         self.hub = WatchHub()
+        self.history = LogHistory()
         self._cache: dict[str, _Cache] = {}
         self._order: list[str] | None = None
+        self._by_job: dict[tuple[str, str], list[str]] | None = None
 
     # --- projection -----------------------------------------------------------------------------
 
     def apply(self, records: Sequence[Recorded]) -> None:
         """Fold a committed batch and wake exactly the waiters it concerns."""
-        keys: set[str] = set()
+        keys: set[str] = {"table:log"}
         for recorded in records:
             self.state.apply(recorded)
             stream = recorded.stream
@@ -52,7 +55,13 @@ class ReadModel:
                 keys.add(f"alloc:{alloc_id}")
                 keys.add("table:allocs")
                 if recorded.version == 1:
-                    self._order = None
+                    # A placement's CreateIndex is its record index, which only grows: append, don't
+                    # re-sort. A new list, so a caller's earlier snapshot stays unchanged.
+                    if self._order is not None:
+                        self._order = [*self._order, alloc_id]
+                    if self._by_job is not None:
+                        alloc = self.state.allocs[alloc_id].alloc
+                        self._by_job.setdefault((alloc.Namespace, alloc.JobID), []).append(alloc_id)
             elif stream.startswith("job/"):
                 keys.add("table:jobs")
                 keys.add(f"job:{stream[4:]}")
@@ -62,6 +71,7 @@ class ReadModel:
                 keys.add("table:namespaces")
             else:
                 keys.add("table:acl")
+        self.history.apply(records)
         self.hub.notify(keys)
 
     # --- allocation reads -----------------------------------------------------------------------
@@ -89,7 +99,9 @@ class ReadModel:
         """Cached JSON of one list stub."""
         if resources:
             return encode_stub(agg, self.job_for(agg), task_states=task_states, resources=True)
-        cache = self._cache.setdefault(agg.alloc.ID, _Cache())
+        cache = self._cache.get(agg.alloc.ID)
+        if cache is None:
+            cache = self._cache[agg.alloc.ID] = _Cache()
         if task_states:
             if cache.stub is None:
                 cache.stub = encode_stub(agg, self.job_for(agg), task_states=True, resources=False)
@@ -97,6 +109,20 @@ class ReadModel:
         if cache.stub_lite is None:
             cache.stub_lite = encode_stub(agg, self.job_for(agg), task_states=False, resources=False)
         return cache.stub_lite
+
+    def encoded_stubs(self, ids: Iterable[str], namespaces: Container[str] | None, *, task_states: bool) -> list[bytes]:
+        """Cached stubs (no resources) of many allocations in order: the full list's hot loop."""
+        allocs = self.state.allocs
+        cache = self._cache
+        out: list[bytes] = []
+        for alloc_id in ids:
+            agg = allocs[alloc_id]
+            if namespaces is not None and agg.alloc.Namespace not in namespaces:
+                continue
+            entry = cache.get(alloc_id)
+            data = None if entry is None else entry.stub if task_states else entry.stub_lite
+            out.append(data if data is not None else self.encoded_stub(agg, task_states=task_states))
+        return out
 
     def allocs_in_create_order(self) -> list[str]:
         """All alloc IDs ordered by (CreateIndex, ID): Nomad's ``create`` index order."""
@@ -110,13 +136,14 @@ class ReadModel:
         return sorted(self.state.allocs)
 
     def allocs_of_job(self, namespace: str, job_id: str) -> list[AllocAggregate]:
-        """A job's allocations in create order."""
+        """A job's allocations in create order (an index by job, built on first use)."""
         allocs = self.state.allocs
-        return [
-            allocs[a]
-            for a in self.allocs_in_create_order()
-            if allocs[a].alloc.JobID == job_id and allocs[a].alloc.Namespace == namespace
-        ]
+        if self._by_job is None:
+            self._by_job = {}
+            for a in self.allocs_in_create_order():
+                alloc = allocs[a].alloc
+                self._by_job.setdefault((alloc.Namespace, alloc.JobID), []).append(a)
+        return [allocs[a] for a in self._by_job.get((namespace, job_id), ())]
 
     def namespaces(self) -> Iterable[str]:
         """Existing namespace names."""
