@@ -114,7 +114,8 @@ class ClusterState:
             case _ if recorded.stream.startswith("alloc/"):
                 alloc_id = recorded.stream[len("alloc/") :]
                 self.allocs[alloc_id] = evolve(self.allocs[alloc_id], recorded)
-                self._touch("allocs", index)
+                if not isinstance(event, ev.ExecSessionRecorded):
+                    self._touch("allocs", index)
             case _ if recorded.stream.startswith(ACL_STREAM_PREFIX):
                 self.acl.apply(recorded)
                 self._touch("acl", index)

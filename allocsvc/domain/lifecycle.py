@@ -225,7 +225,8 @@ def evolve(state: AllocAggregate, recorded: ev.Recorded) -> AllocAggregate:
         case ev.TaskEventBase():
             return _evolve_task(state, event, recorded)
         case ev.ExecSessionRecorded():
-            pass
+            # an audit record: nothing a Nomad client sees changes, so no ModifyIndex bump
+            return msgspec.structs.replace(state, version=recorded.version)
         case _:
             raise LifecycleError(f"event {type(event).__name__} does not belong to an allocation stream")
     alloc = msgspec.structs.replace(alloc, ModifyIndex=index)

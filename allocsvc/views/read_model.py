@@ -13,7 +13,7 @@ from collections.abc import Container, Iterable, Sequence
 import msgspec
 
 from allocsvc.domain.cluster import ClusterState
-from allocsvc.domain.events import Recorded
+from allocsvc.domain.events import ExecSessionRecorded, Recorded
 from allocsvc.domain.lifecycle import AllocAggregate
 from allocsvc.domain.model import Allocation, Job
 from allocsvc.views.history import LogHistory
@@ -50,6 +50,8 @@ class ReadModel:
             self.state.apply(recorded)
             stream = recorded.stream
             if stream.startswith("alloc/"):
+                if isinstance(recorded.event, ExecSessionRecorded):
+                    continue  # audit only: no visible change, nobody to wake
                 alloc_id = stream[6:]
                 self._cache.pop(alloc_id, None)
                 keys.add(f"alloc:{alloc_id}")

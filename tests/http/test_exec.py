@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ import trio
 from allocsvc.config import AgentConfig
 from allocsvc.domain.events import ExecSessionRecorded
 from allocsvc.drivers.exec_session import CHUNK
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection, open_websocket_url
 
 from tests.acl_fixtures import ACLAgent, open_acl_agent
 from tests.conftest import Served, open_served
@@ -119,7 +120,8 @@ async def drain(ws: WebSocketConnection) -> Closed:
         try:
             message = await ws.get_message()
         except ConnectionClosed as exc:
-            return Closed(frames, exc.reason.code, exc.reason.reason or "")
+            reason = exc.reason or CloseReason(1006, None)
+            return Closed(frames, reason.code, reason.reason or "")
         assert isinstance(message, str), "every server frame is a text frame"
         frames.append(message)
 
@@ -335,7 +337,7 @@ async def test_task_not_started_and_not_running(served: Served) -> None:
 
 async def _pending_alloc(s: Served) -> str:
     """An allocation whose only task is still starting (the mock driver blocks in start)."""
-    task = {"Driver": "mock", "Config": {"start_block_for": "1h"}}
+    task: dict[str, Any] = {"Driver": "mock", "Config": {"start_block_for": "1h"}}
     r = await s.client.put("/v1/jobs", json=example_job("pending", count=1, **task))
     assert r.status_code == 200, r.text
 
@@ -573,7 +575,7 @@ async def test_sessions_are_recorded_for_audit(served: Served) -> None:
 # --- the CLI ----------------------------------------------------------------------------------
 
 
-async def run_cli(s: Served, *args: str, stdin_data: bytes = b"") -> trio.CompletedProcess[bytes]:
+async def run_cli(s: Served, *args: str, stdin_data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "NOMAD_ADDR": s.base_url}
     with trio.fail_after(30):
         return await trio.run_process(
@@ -623,7 +625,7 @@ async def test_cli_tty_mode_forwards_the_terminal_size(served: Served) -> None:
     try:
         with trio.fail_after(30):
             proc = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "allocsvc", "alloc", "exec", "-t", alloc_id, "sh", "-c", "stty size; exit 7"],
+                [sys.executable, "-m", "allocsvc", "alloc", "exec", "-t", alloc_id, "sh", "-c", "echo ready; read x; stty size; exit 7"],
                 stdin=slave,
                 stdout=slave,
                 stderr=slave,
@@ -636,6 +638,7 @@ async def test_cli_tty_mode_forwards_the_terminal_size(served: Served) -> None:
             stream = trio.lowlevel.FdStream(master)
             master = -1
             async with stream:
+                typed = False
                 while True:
                     try:
                         chunk = await stream.receive_some(4096)
@@ -644,6 +647,10 @@ async def test_cli_tty_mode_forwards_the_terminal_size(served: Served) -> None:
                     if not chunk:
                         break
                     output += chunk
+                    if not typed and b"ready" in output:
+                        # The CLI sent the terminal size when it connected, before this input.
+                        await stream.send_all(b"x\r")
+                        typed = True
             code = await proc.wait()
     finally:
         for fd in (master, slave):

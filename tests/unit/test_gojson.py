@@ -1,6 +1,6 @@
 """``allocsvc.http.gojson`` against answers recorded from Go's own ``encoding/json``.
 
-``data/gojson_golden.json`` was produced by a Go 1.19 program decoding each input the way Nomad
+``gojson_golden.json`` (beside this file) was produced by a Go 1.19 program decoding each input the way Nomad
 does: ``json.Unmarshal`` into ``[]string`` for the exec ``command`` parameter (mode ``c``), and
 gorilla's ``ReadJSON`` (``json.NewDecoder(r).Decode``, ``io.EOF`` → ``unexpected EOF``) into
 ``agent.wsHandshakeMessage`` (mode ``h``) and ``proto.ExecTaskStreamingRequest`` (mode ``f``).
@@ -19,7 +19,7 @@ from allocsvc.http import gojson
 from allocsvc.http.exec import COMMAND, HANDSHAKE
 from allocsvc.http.exec_stream import CLIENT_FRAME
 
-GOLDEN = json.loads((Path(__file__).parent / "data" / "gojson_golden.json").read_text())["cases"]
+GOLDEN = json.loads((Path(__file__).parent / "gojson_golden.json").read_text())["cases"]
 
 
 def _as_go_encodes(mode: str, value: Any) -> Any:
