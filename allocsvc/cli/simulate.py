@@ -166,7 +166,8 @@ def run_simulate(args: argparse.Namespace, *, hooks: SimHooks | None = None) -> 
     sys.stdout.flush()
     sys.stderr.write(wall_figures(result))
     if args.plot is not None:
-        write_plot(result.samples, args.plot, f"allocsvc simulate --seed {options.seed}")
+        crashes = [float(c["sim_time"]) for c in result.report["faults"]["agent_crashes"]]
+        write_plot(result.samples, args.plot, f"allocsvc simulate --seed {options.seed}", crashes)
         sys.stderr.write(f"plot written to {args.plot}\n")
     if result.violation is not None:
         sys.stderr.write(describe_violation(result.violation, reproduce_command(options, args.data_dir)))

@@ -195,8 +195,8 @@ class SimLog:
 
     # --- agent crashes --------------------------------------------------------------------------
 
-    def arm_crash(self, mode: CrashMode) -> None:
-        """Crash the agent during the next append, at the given point of the write."""
+    def arm_crash(self, mode: CrashMode | None) -> None:
+        """Crash the agent during the next append, at the given point of the write (None: disarm)."""
         self._armed = mode
 
     @property

@@ -279,6 +279,7 @@ class Simulation:
                 nursery.cancel_scope.cancel()
         finally:
             session.stop.set()
+        self.log.arm_crash(None)
         self.checker.verify_replay(self.log, self.log.acked, everything=True)
         watched_after = service.model.hub.statistics().watched_keys
         self.checker.check_now(

@@ -73,7 +73,7 @@ def describe_difference(a: object, b: object, path: str = "") -> str:
         only_a = [k for k in a if k not in b]
         only_b = [k for k in b if k not in a]
         if only_a or only_b:
-            return f"{path}: keys only live {only_a[:3]!r}, only replayed {only_b[:3]!r}"
+            return f"{path}: keys {only_a[:3]!r} only on one side, {only_b[:3]!r} only on the other"
         for key in a:
             if a[key] != b[key]:
                 return describe_difference(a[key], b[key], f"{path}[{key!r}]")
@@ -109,7 +109,7 @@ def first_state_difference(live: ClusterState, replayed: ClusterState, alloc_ids
 
 
 class IndexedSet:
-    """An insertion-ordered set with O(1) add, remove and uniform choice (for picking targets)."""
+    """A set of ids with O(1) add, remove and access by position (for picking random targets)."""
 
     def __init__(self) -> None:
         self._items: list[str] = []

@@ -28,8 +28,8 @@ def require_matplotlib() -> None:
         raise PlotUnavailableError("--plot needs matplotlib: pip install 'allocsvc[sim]'") from exc
 
 
-def write_plot(samples: Sequence[Sample], path: Path, title: str) -> None:
-    """Draw the three panels into a PNG at ``path``."""
+def write_plot(samples: Sequence[Sample], path: Path, title: str, crashes: Sequence[float] = ()) -> None:
+    """Draw the three panels into a PNG at ``path``; ``crashes`` (simulated seconds) are marked."""
     require_matplotlib()
     import matplotlib
 
@@ -58,13 +58,19 @@ def write_plot(samples: Sequence[Sample], path: Path, title: str) -> None:
 
         p50 = [s.latency_p50_ms for s in samples]
         top = [s.latency_max_ms for s in samples]
-        latency.plot(minutes, [v if v is not None else float("nan") for v in p50], label="p50", marker=".")
-        latency.plot(minutes, [v if v is not None else float("nan") for v in top], label="max", marker=".")
+        latency.plot(minutes, [v if v is not None else float("nan") for v in p50], label="p50", marker="o", linestyle="")
+        latency.plot(minutes, [v if v is not None else float("nan") for v in top], label="max", marker=".", linestyle="")
         latency.set_ylabel("simulated ms")
         latency.set_xlabel("simulated minutes")
         latency.set_title("Blocking-query notification latency")
         latency.legend(loc="upper left")
 
+        for at in crashes:
+            for axis in (statuses, events, latency):
+                axis.axvline(at / 60, color="grey", linestyle="--", linewidth=0.8)
+        if crashes:
+            statuses.plot([], [], color="grey", linestyle="--", linewidth=0.8, label="agent crash")
+            statuses.legend(loc="upper left")
         fig.tight_layout()
         fig.savefig(path, dpi=100)
     finally:

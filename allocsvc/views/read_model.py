@@ -40,6 +40,7 @@ class ReadModel:
         self._cache: dict[str, _Cache] = {}
         self._order: list[str] | None = None
         self._by_job: dict[tuple[str, str], list[str]] | None = None
+        self._lists: dict[tuple[frozenset[str] | None, bool, bool], list[bytes]] = {}
 
     # --- projection -----------------------------------------------------------------------------
 
@@ -54,6 +55,7 @@ class ReadModel:
                     continue  # audit only: no visible change, nobody to wake
                 alloc_id = stream[6:]
                 self._cache.pop(alloc_id, None)
+                self._lists.clear()
                 keys.add(f"alloc:{alloc_id}")
                 keys.add("table:allocs")
                 if recorded.version == 1:
@@ -111,6 +113,22 @@ class ReadModel:
         if cache.stub_lite is None:
             cache.stub_lite = encode_stub(agg, self.job_for(agg), task_states=False, resources=False)
         return cache.stub_lite
+
+    def encoded_list(self, namespaces: frozenset[str] | None, *, task_states: bool, reverse: bool) -> list[bytes]:
+        """Every stub in create order (or reversed), kept until the next allocation change.
+
+        What an unfiltered, unpaginated ``GET /v1/allocations`` serves; repeated lists between two
+        changes reuse the same list of cached stubs (references only: 80 KB per 10,000 allocs).
+        """
+        key = (namespaces, task_states, reverse)
+        items = self._lists.get(key)
+        if items is None:
+            ids = self.allocs_in_create_order()
+            items = self.encoded_stubs(ids[::-1] if reverse else ids, namespaces, task_states=task_states)
+            if len(self._lists) >= 8:
+                self._lists.clear()
+            self._lists[key] = items
+        return items
 
     def encoded_stubs(self, ids: Iterable[str], namespaces: Container[str] | None, *, task_states: bool) -> list[bytes]:
         """Cached stubs (no resources) of many allocations in order: the full list's hot loop."""

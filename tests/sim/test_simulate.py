@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 from allocsvc.cli import build_parser
 from allocsvc.cli.simulate import run_simulate
@@ -58,15 +59,9 @@ def test_same_seed_gives_identical_log_and_report() -> None:
     assert len(first_log) > 500
     assert first_log == second_log
     assert encode_report(first.report) == encode_report(second.report)
-    other, other_log = run_and_keep(msgspec_replace_seed(options, 12))
+    other, other_log = run_and_keep(msgspec.structs.replace(options, seed=12))
     assert other_log != first_log
     assert other.report["log"]["sha256"] != first.report["log"]["sha256"]
-
-
-def msgspec_replace_seed(options: SimOptions, seed: int) -> SimOptions:
-    import msgspec
-
-    return msgspec.structs.replace(options, seed=seed)
 
 
 def test_same_seed_gives_identical_sqlite_log(tmp_path: Path) -> None:
@@ -83,8 +78,6 @@ def test_same_seed_gives_identical_sqlite_log(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 def test_multi_seed_smoke(seed: int) -> None:
-    import msgspec
-
     result = run_simulation(msgspec.structs.replace(SMALL, seed=seed, faults=CHAOS))
     report = result.report
     assert result.violation is None, result.violation
