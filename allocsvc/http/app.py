@@ -23,6 +23,7 @@ from allocsvc.http.events_stream import event_stream_routes
 from allocsvc.http.exec import exec_routes
 from allocsvc.http.jobs import job_routes
 from allocsvc.http.responses import error_response, maybe_gzip
+from allocsvc.http.ui import ui_routes
 
 if TYPE_CHECKING:
     from allocsvc.service import Service
@@ -36,6 +37,7 @@ ROUTES: tuple[Callable[[Service], Blueprint], ...] = (
     event_stream_routes,
     client_alloc_routes,
     exec_routes,
+    ui_routes,
 )
 """Every endpoint module's blueprint factory; add new endpoint modules here."""
 
