@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import trio
+
 from allocsvc.domain import events as ev
 from allocsvc.store.codec import checksum, encode_event, event_tag
 from allocsvc.store.log import StreamWrite

@@ -27,13 +27,14 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_lib import PYTHON, SCRIPTS, bench_job, raise_fd_limit, rss_kb
+
 from allocsvc.config import AgentConfig
 from allocsvc.domain import commands as cmd
 from allocsvc.domain.events import Recorded
 from allocsvc.domain.model import Job
 from allocsvc.http.app import create_app
 from allocsvc.service import Service, open_service
-from bench_lib import PYTHON, SCRIPTS, bench_job, raise_fd_limit, rss_kb
 
 CHUNK = 10_000
 

@@ -4,7 +4,8 @@ Modes (each prints one JSON object):
 
 - ``seq URL N``: N sequential GETs on one keep-alive connection; latencies in ms.
 - ``pages URL PASSES``: follow ``X-Nomad-NextToken`` to the last page, PASSES times; per-page ms.
-- ``writes BASE METHOD PATHS_FILE BODY``: one request per path in the file, sequentially; ms each.
+- ``writes BASE METHOD PATHS_FILE BODY [GAP_S]``: one request per path, sequentially, GAP_S apart
+  (untimed); ms each.
 - ``load URL CONNECTIONS SECONDS``: wrk's job when wrk is missing (requests/s, p50, p99).
 
 Started by ``bench_lib``; never targets anything but 127.0.0.1.
@@ -29,7 +30,11 @@ class Connection:
     def __init__(self, host: str, port: int) -> None:
         assert host == "127.0.0.1", "loopback only"
         self.host = host
-        self.sock = socket.create_connection((host, port))
+        self.port = port
+        self._connect()
+
+    def _connect(self) -> None:
+        self.sock = socket.create_connection((self.host, self.port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn = h11.Connection(h11.CLIENT)
 
@@ -56,7 +61,12 @@ class Connection:
                 break
             elif isinstance(event, h11.ConnectionClosed):
                 raise ConnectionError("server closed the connection")
-        self.conn.start_next_cycle()
+        if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
+            # hypercorn closes a keep-alive connection after keep_alive_max_requests (1,000)
+            self.sock.close()
+            self._connect()
+        else:
+            self.conn.start_next_cycle()
         return status, response_headers, b"".join(chunks)
 
     def close(self) -> None:
@@ -110,7 +120,7 @@ def pages(url: str, passes: int) -> dict[str, object]:
     return {"pages": runs, "items": items}
 
 
-def writes(base: str, method: str, paths_file: str, body: str) -> dict[str, object]:
+def writes(base: str, method: str, paths_file: str, body: str, gap: float = 0.0) -> dict[str, object]:
     host, port, _ = _split(base)
     conn = Connection(host, port)
     latencies: list[float] = []
@@ -118,6 +128,7 @@ def writes(base: str, method: str, paths_file: str, body: str) -> dict[str, obje
     with open(paths_file) as f:
         paths = [line.strip() for line in f if line.strip()]
     for path in paths:
+        time.sleep(gap)  # untimed: lets the previous operation's follow-up work settle
         start = time.perf_counter()
         status, _, _ = conn.request(method, path, body.encode())
         latencies.append((time.perf_counter() - start) * 1e3)
@@ -161,7 +172,7 @@ def main(argv: list[str]) -> None:
     elif mode == "pages":
         result = pages(args[0], int(args[1]))
     elif mode == "writes":
-        result = writes(args[0], args[1], args[2], args[3] if len(args) > 3 else "")
+        result = writes(args[0], args[1], args[2], args[3] if len(args) > 3 else "", float(args[4]) if len(args) > 4 else 0.0)
     elif mode == "load":
         result = load(args[0], int(args[1]), float(args[2]))
     else:

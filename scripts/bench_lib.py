@@ -195,14 +195,16 @@ def _python_load(url: str, *, connections: int, seconds: float) -> dict[str, flo
 
 def client(mode: str, *args: object, timeout: float = 600) -> Any:
     """Run ``bench_client.py`` (a separate load-generator process) and return its JSON."""
-    out = subprocess.run(
+    proc = subprocess.run(
         [PYTHON, str(SCRIPTS / "bench_client.py"), mode, *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
-        check=True,
-    ).stdout
-    return json.loads(out)
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench_client {mode} failed: {proc.stderr.strip()[-500:]}")
+    return json.loads(proc.stdout)
 
 
 def bench_job(job_id: str, count: int) -> dict[str, Any]:

@@ -28,10 +28,11 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_append import sample_event
+
 from allocsvc.store.codec import encode_event
 from allocsvc.store.log import StreamWrite
 from allocsvc.store.sqlite import iter_file_records, open_sqlite_log
-from bench_append import sample_event
 
 STREAMS = 64
 

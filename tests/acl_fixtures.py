@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import trio
+from trio_websocket import WebSocketConnection, open_websocket_url
+
 from allocsvc.actors.runtime import Clock
 from allocsvc.config import AgentConfig
 from allocsvc.gocompat import SECOND
-from trio_websocket import WebSocketConnection, open_websocket_url
-
 from tests.conftest import Served, open_served
 from tests.helpers import example_job, wait_until
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from hypothesis import HealthCheck, settings
+
 from allocsvc.config import AgentConfig
 from allocsvc.http.app import create_app
 from allocsvc.service import Service, open_service
 from allocsvc.store.memory import MemoryEventLog
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
-from hypothesis import HealthCheck, settings
 
 settings.register_profile("dev", deadline=None, max_examples=50)
 settings.register_profile(

@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 import trio
+
 from allocsvc.domain.model import Job
 from allocsvc.service import Service
 

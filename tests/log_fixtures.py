@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
+
 from allocsvc.actors.acl import TokenRequest
 from allocsvc.config import AgentConfig
 from allocsvc.domain import commands as cmd
 from allocsvc.domain.model import Namespace
 from allocsvc.service import Service, log_path, open_service
 from allocsvc.store.sqlite import iter_file_records
-
 from tests.helpers import example_job, job_from, wait_until
 
 WALL = 1_700_000_000_000_000_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+
 from allocsvc.drivers.process import proc_stat, wait_gone
 
 SH = "/bin/sh"

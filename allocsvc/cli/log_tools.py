@@ -68,7 +68,7 @@ def register(subparsers: Any) -> None:
 
     p = command("history", "a readable timeline of one allocation", run_history)
     p.add_argument("alloc", help="allocation ID or unique prefix")
-    p.add_argument("--task", default="", help="only this task's events (plus none of the allocation's own)")
+    p.add_argument("--task", default="", help="only this task's events")
     p.add_argument("--json", action="store_true", help="print the timeline as JSON")
 
 

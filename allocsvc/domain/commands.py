@@ -7,6 +7,7 @@ events or raises ``LifecycleError``. Pure.
 from __future__ import annotations
 
 import msgspec
+
 from allocsvc.domain.model import RestartPolicy
 
 

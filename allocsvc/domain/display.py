@@ -7,6 +7,7 @@ Owns ``to_task_event`` (our past-tense event → the Nomad ``TaskEvent`` a clien
 from __future__ import annotations
 
 import msgspec
+
 from allocsvc.domain import events as ev
 from allocsvc.domain.model import TaskEvent
 from allocsvc.gocompat import format_duration, go_quote

@@ -7,6 +7,7 @@ changes; new fields always get defaults (see design/event-log.md). Pure: no trio
 from __future__ import annotations
 
 import msgspec
+
 from allocsvc.domain.model import AnyMap, Evaluation, Job, Namespace
 
 

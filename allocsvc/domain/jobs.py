@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
+
 from allocsvc.domain.model import EphemeralDisk, Job, LogConfig, Resources, RestartPolicy, Task, TaskGroup
 from allocsvc.domain.restarts import default_policy
 from allocsvc.errors import BadRequestError

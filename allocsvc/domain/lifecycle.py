@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import msgspec
+
 from allocsvc.domain import commands as cmd, events as ev
 from allocsvc.domain.display import to_task_event
 from allocsvc.domain.model import (

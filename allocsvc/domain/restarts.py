@@ -7,6 +7,7 @@ Owns: default policies per job type and ``decide_after_exit``. The caller passes
 from __future__ import annotations
 
 import msgspec
+
 from allocsvc.domain.model import RestartPolicy
 from allocsvc.gocompat import HOUR, MINUTE, SECOND, format_duration
 

@@ -122,6 +122,11 @@ def list_page(
     model = service.model
     allocs = model.state.allocs
     by_id = bool(opts.prefix)
+    limit = opts.per_page
+    plain = flt is None and limit == 0 and not resources
+    if plain and not by_id and not opts.next_token:
+        frozen = None if namespaces is None else frozenset(namespaces)
+        return Page(model.encoded_list(frozen, task_states=task_states, reverse=opts.reverse), "")
     if by_id:
         prefix = normalize_prefix(opts.prefix)
         ids = [a for a in model.allocs_by_id_order() if bare_id(a).startswith(prefix)]
@@ -133,8 +138,7 @@ def list_page(
         ids, token = skipped, ""
     elif opts.reverse:
         ids = ids[::-1]
-    limit = opts.per_page
-    if flt is None and not token and limit == 0 and not resources:
+    if plain and not token:
         return Page(model.encoded_stubs(ids, namespaces, task_states=task_states), "")
     items: list[bytes] = []
     next_token = ""

@@ -270,20 +270,24 @@ def write_snapshot(directory: Path, state: ClusterState, anchor: int, *, keep: i
 
     Call it with a state nothing else mutates (``copy_state`` gives one). Raises SnapshotError.
     """
-    data = encode_snapshot(state, anchor)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        data = encode_snapshot(state, anchor)
+    except msgspec.EncodeError as exc:
+        raise SnapshotError(f"cannot encode the state: {exc}") from exc
     final = directory / snapshot_name(state.last_index)
     temp = directory / f".{final.name}.{os.getpid()}.tmp"
     try:
+        directory.mkdir(parents=True, exist_ok=True)
         with temp.open("wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         temp.replace(final)
+        _fsync_dir(directory)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
         raise SnapshotError(f"cannot write {final}: {exc}") from exc
-    _fsync_dir(directory)
     for _, old in list_snapshots(directory)[keep:]:
         old.unlink(missing_ok=True)
     return final
@@ -488,8 +492,8 @@ class Snapshotter:
                 continue
             try:
                 await self.take()
-            except SnapshotError as exc:
-                logger.error("snapshot failed: %s", exc)
+            except Exception:  # a snapshot is an optimisation: never let it take the agent down
+                logger.exception("snapshot at index %d failed", self.state.last_index)
                 self.last_index = self.state.last_index
 
     async def take(self) -> Path:

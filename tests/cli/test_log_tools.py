@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import trio
+
 from allocsvc.cli import main
 from allocsvc.config import AgentConfig
 from allocsvc.domain.events import Event, Recorded
@@ -29,7 +30,6 @@ from allocsvc.store.sqlite import iter_file_records
 from allocsvc.tools.logfile import LogFile
 from allocsvc.tools.progress import Progress
 from allocsvc.tools.replay import state_at
-
 from tests.helpers import example_job, job_from
 from tests.log_fixtures import Built, build_data_dir
 

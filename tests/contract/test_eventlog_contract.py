@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from allocsvc.domain import events as ev
 from allocsvc.errors import VersionConflictError
 from allocsvc.store.log import EventLog, StreamWrite

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 import trio
+
 from allocsvc.actors.acl import TokenRequest
 from allocsvc.config import AgentConfig
 from allocsvc.http.app import create_app
 from allocsvc.service import log_path, open_service
 from allocsvc.store.memory import MemoryEventLog
 from allocsvc.store.sqlite import iter_file_records
-
 from tests.acl_fixtures import ACLAgent, as_token, open_acl_agent
 from tests.conftest import FIXED_WALL, open_served
 

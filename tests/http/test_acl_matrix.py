@@ -20,9 +20,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import trio
-from allocsvc.acl import NAMESPACE_CAPABILITIES
 from trio_websocket import ConnectionClosed
 
+from allocsvc.acl import NAMESPACE_CAPABILITIES
 from tests.acl_fixtures import ACLAgent, as_token, open_acl_agent, open_ws
 
 NO_READ_JOB = sorted(NAMESPACE_CAPABILITIES - {"read-job", "deny"})

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import trio
 import trio.lowlevel
-from allocsvc.config import AgentConfig
 
+from allocsvc.config import AgentConfig
 from tests.conftest import Served, open_served
 from tests.helpers import example_job, wait_until
 

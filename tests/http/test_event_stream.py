@@ -14,6 +14,11 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from quart_trio import QuartTrio
+from quart_trio.testing.connections import TestHTTPConnection as TrioTestConnection
+
 from allocsvc.config import AgentConfig
 from allocsvc.domain import events as ev
 from allocsvc.http.app import create_app
@@ -21,11 +26,6 @@ from allocsvc.http.events_stream import EXTENSION, EventStreamer
 from allocsvc.service import log_path, open_service
 from allocsvc.store.memory import MemoryEventLog
 from allocsvc.store.sqlite import iter_file_records
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
-from quart_trio import QuartTrio
-from quart_trio.testing.connections import TestHTTPConnection as TrioTestConnection
-
 from tests.conftest import FIXED_WALL, Served
 from tests.helpers import example_job, job_from, wait_until
 

@@ -20,11 +20,11 @@ from urllib.parse import urlencode
 
 import pytest
 import trio
+from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection, open_websocket_url
+
 from allocsvc.config import AgentConfig
 from allocsvc.domain.events import ExecSessionRecorded
 from allocsvc.drivers.exec_session import CHUNK
-from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection, open_websocket_url
-
 from tests.acl_fixtures import ACLAgent, open_acl_agent
 from tests.conftest import Served, open_served
 from tests.helpers import example_job, wait_until

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import trio
-from allocsvc.http.allocs import _fast_read
 
+from allocsvc.http.allocs import _fast_read
 from tests.acl_fixtures import ACLAgent, open_acl_agent
 from tests.conftest import Served
 from tests.helpers import example_job, wait_until

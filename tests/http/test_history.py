@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
 from allocsvc.config import AgentConfig
 from allocsvc.domain.events import alloc_stream
 from allocsvc.service import log_path
 from allocsvc.store.sqlite import iter_file_records
-
 from tests.conftest import Served, open_served
 from tests.helpers import example_job, wait_until
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import trio
-from allocsvc.config import AgentConfig
 
+from allocsvc.config import AgentConfig
 from tests.conftest import Served, open_served
 from tests.helpers import example_job, wait_until
 

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+
 from allocsvc.config import AgentConfig
 from allocsvc.domain import commands as cmd, events as ev
 from allocsvc.domain.cluster import ClusterState
@@ -23,7 +24,6 @@ from allocsvc.drivers.mock import MockHandle
 from allocsvc.errors import AllocsvcError
 from allocsvc.service import Service, open_service
 from allocsvc.store.memory import MemoryEventLog
-
 from tests.acl_fixtures import ACLAgent, as_token, open_acl_agent
 from tests.conftest import Served
 from tests.helpers import example_job, job_from, wait_until

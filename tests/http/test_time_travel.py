@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
 from allocsvc.config import AgentConfig
 from allocsvc.domain.cluster import ClusterState
 from allocsvc.http.history import detail_at
 from allocsvc.service import Service
 from allocsvc.views.read_model import ReadModel
-
 from tests.conftest import Served, open_served
 from tests.helpers import example_job, job_from, wait_until
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import trio
+
 from allocsvc.domain import commands as cmd
 from allocsvc.domain.cluster import ClusterState
 from allocsvc.domain.lifecycle import replay
 from allocsvc.service import Service
-
 from tests.helpers import example_job, job_from, wait_until
 
 

@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 import trio
+from quart.typing import TestClientProtocol as QuartClient
+
 from allocsvc.domain import commands as cmd
 from allocsvc.http.app import create_app
 from allocsvc.service import Service
-from quart.typing import TestClientProtocol as QuartClient
-
 from tests.helpers import example_job, job_from, wait_until
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 import trio
-from allocsvc.store.sqlite import iter_file_records
 
+from allocsvc.store.sqlite import iter_file_records
 from tests.helpers import example_job
 
 AGENT = [sys.executable, "-m", "allocsvc", "agent", "--port", "0"]

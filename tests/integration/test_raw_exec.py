@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from allocsvc.config import AgentConfig
 from allocsvc.domain import events as ev
 from allocsvc.drivers.base import TaskLaunch
@@ -19,7 +20,6 @@ from allocsvc.drivers.process import kill_stale_group, lookup_signal, proc_stat,
 from allocsvc.drivers.raw_exec import RawExecDriver, RawExecHandle, exit_result, pid_record_path
 from allocsvc.errors import DriverError
 from allocsvc.service import Service, open_service
-
 from tests.helpers import example_job, job_from, wait_until
 from tests.processes import SH, alive, exec_done, gone, read_when
 

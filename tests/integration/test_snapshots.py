@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 import trio
+
 from allocsvc.config import AgentConfig
 from allocsvc.domain import events as ev
 from allocsvc.domain.cluster import ClusterState
@@ -29,7 +30,6 @@ from allocsvc.store.snapshot import (
 )
 from allocsvc.store.sqlite import iter_file_records
 from allocsvc.tools.logfile import LogFile
-
 from tests.helpers import example_job, job_from, wait_until
 from tests.log_fixtures import Built, build_data_dir
 
@@ -247,3 +247,23 @@ def test_snapshot_of_every_event_type_round_trips(data: Path) -> None:
     for recorded in records:
         state.apply(recorded)
         assert decode_snapshot(encode_snapshot(state, anchor_of(recorded)))[1] == state
+
+
+async def test_a_failing_snapshot_never_takes_the_agent_down(
+    data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    snapshot_dir(data).write_text("not a directory")  # every write fails
+    with caplog.at_level(logging.ERROR, logger="allocsvc.snapshot"):
+        async with open_service(AgentConfig(data_dir=str(data), snapshot_every=3)) as service:
+            await service.scheduler.register(job_from(example_job("after", count=2, Config={})))
+            await wait_until(
+                service,
+                lambda: sum(a.alloc.JobID == "after" for a in service.model.state.allocs.values()) == 2,
+            )
+            assert service.snapshotter is not None
+            assert service.snapshotter.written_index == 0
+    failures = [r for r in caplog.records if r.getMessage().startswith("snapshot at index")]
+    assert failures
+    exc_info = failures[0].exc_info
+    assert exc_info is not None
+    assert "cannot write" in str(exc_info[1])

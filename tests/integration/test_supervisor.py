@@ -43,7 +43,8 @@ async def test_crashed_actor_is_restarted_and_service_survives(
     types = [e.Type for e in (svc.model.state.allocs[alloc_id].alloc.TaskStates or {})["server"].Events]
     assert types[-3:] == ["Failed Restoring Task", "Restarting", "Started"]
     records = await svc.supervisor.ask(alloc_id, cmd.SignalTask(task="server", signal="SIGHUP"))
-    assert records and svc.supervisor.actors[alloc_id] is not first
+    assert records
+    assert svc.supervisor.actors[alloc_id] is not first
     other = await svc.scheduler.register(job_from(example_job("other", count=1, Config={})))
     assert other.eval_id
 
@@ -71,8 +72,9 @@ async def test_terminal_allocs_passivate_and_reactivate(
     await wait_until(svc, lambda: svc.model.state.allocs[alloc_id].alloc.ClientStatus == "complete")
     actor = svc.supervisor.actors[alloc_id]
     with trio.fail_after(60):
-        while not actor.can_passivate():
-            await trio.sleep(0.1)
+        for runner in list(actor.runners.values()):
+            await runner.done.wait()
+    assert actor.can_passivate()
     assert svc.supervisor.passivate_idle() >= 1
     await actor.stopped.wait()
     assert alloc_id not in svc.supervisor.actors

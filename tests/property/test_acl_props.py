@@ -11,9 +11,10 @@ from __future__ import annotations
 import fnmatch
 import json
 
+from hypothesis import given, settings, strategies as st
+
 from allocsvc.acl import ACL, parse_policy, policy_to_json
 from allocsvc.acl._glob import _go_slice_stable
-from hypothesis import given, settings, strategies as st
 
 CAPS = ["read-job", "list-jobs", "alloc-exec", "alloc-lifecycle", "alloc-node-exec", "deny"]
 QUERY_CAPS = ["read-job", "list-jobs", "alloc-exec", "alloc-lifecycle", "alloc-node-exec", "submit-job"]

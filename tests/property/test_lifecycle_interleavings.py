@@ -16,6 +16,8 @@ from typing import Any
 
 import trio
 import trio.testing
+from hypothesis import HealthCheck, given, settings, strategies as st
+
 from allocsvc.config import AgentConfig
 from allocsvc.domain import commands as cmd, events as ev
 from allocsvc.domain.cluster import ClusterState
@@ -25,8 +27,6 @@ from allocsvc.errors import AllocsvcError
 from allocsvc.gocompat import MINUTE, SECOND
 from allocsvc.service import Service, open_service
 from allocsvc.store.memory import MemoryEventLog
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from tests.conftest import FIXED_WALL
 from tests.helpers import job_from, wait_until
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given, strategies as st
+
 from allocsvc.domain import commands as cmd, events as ev
 from allocsvc.domain.lifecycle import (
     MAX_TASK_EVENTS,
@@ -15,7 +17,6 @@ from allocsvc.domain.lifecycle import (
 from allocsvc.domain.model import RestartPolicy
 from allocsvc.errors import AllocsvcError
 from allocsvc.gocompat import SECOND
-from hypothesis import given, strategies as st
 
 TASKS = ("web", "side")
 POLICY = RestartPolicy(attempts=3, interval=300 * SECOND, delay=5 * SECOND, mode="delay")

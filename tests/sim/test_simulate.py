@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+
 from allocsvc.cli import build_parser
 from allocsvc.cli.simulate import run_simulate
 from allocsvc.service import Service

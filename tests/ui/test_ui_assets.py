@@ -6,8 +6,8 @@ Plain HTTP against a real hypercorn server (no browser needed).
 from __future__ import annotations
 
 import pytest
-from allocsvc.http.ui import CONTENT_SECURITY_POLICY, NODE_MODULES, UI_DIR, resolve_inside, vendor_file
 
+from allocsvc.http.ui import CONTENT_SECURITY_POLICY, NODE_MODULES, UI_DIR, resolve_inside, vendor_file
 from tests.conftest import Served
 
 HTML = "text/html; charset=utf-8"

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 import trio
-from allocsvc.config import AgentConfig
-from allocsvc.domain import events as ev
 from selenium import webdriver
 from selenium.webdriver.common.keys import Keys
 
+from allocsvc.config import AgentConfig
+from allocsvc.domain import events as ev
 from tests.acl_fixtures import ACLAgent, open_acl_agent
 from tests.conftest import Served, open_served
 from tests.helpers import example_job, wait_until

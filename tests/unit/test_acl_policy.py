@@ -6,6 +6,7 @@ Expected strings and expansions come from ``nomad/acl/policy.go`` and ``acl/poli
 from __future__ import annotations
 
 import pytest
+
 from allocsvc.acl import (
     ACL,
     NAMESPACE_CAPABILITIES,

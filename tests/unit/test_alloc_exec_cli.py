@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from allocsvc.cli.alloc_exec import ExecCLIError, _Escape, parse_flags, pick_task, sanitize_uuid_prefix
 
 

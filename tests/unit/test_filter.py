@@ -11,6 +11,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings, strategies as st
+
 from allocsvc.filter import (
     SYNTAX_ERROR_PREFIX,
     Filter,
@@ -25,7 +27,6 @@ from allocsvc.filter import (
 )
 from allocsvc.filter.goregexp import GoRegexpError, compile_go_regexp
 from allocsvc.filter.nodes import And, Match, Not, Op, Or, Selector
-from hypothesis import given, settings, strategies as st
 
 ALLOC: dict[str, Any] = {
     "ID": "aaaaaa33-3350-4b4b-d185-0e1992ed43e9",

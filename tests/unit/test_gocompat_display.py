@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from allocsvc.domain.display import display_message
 from allocsvc.domain.model import TaskEvent
 from allocsvc.gocompat import (

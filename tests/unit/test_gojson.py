@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from allocsvc.http import gojson
 from allocsvc.http.exec import COMMAND, HANDSHAKE
 from allocsvc.http.exec_stream import CLIENT_FRAME

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from allocsvc.domain import commands as cmd, events as ev
 from allocsvc.domain.lifecycle import (
     MAX_TASK_EVENTS,
