@@ -13,10 +13,10 @@ from allocsvc.service import Service
 
 
 async def wait_until(service: Service, predicate: Callable[[], bool], *, timeout: float = 30.0) -> None:
-    """Wait for a read-model condition, woken by commits (no polling sleeps)."""
+    """Wait for a read-model condition, woken by every committed batch (no polling sleeps)."""
     with trio.fail_after(timeout):
         while not predicate():
-            await service.model.hub.event_for("table:allocs").wait()
+            await service.model.hub.event_for("table:log").wait()
 
 
 def job_from(body: dict[str, object]) -> Job:

@@ -76,8 +76,8 @@ class TaskRunner:
     def _task_status(self) -> str:
         return (self._state().alloc.TaskStates or {})[self.task].State
 
-    def launch(self) -> TaskLaunch:
-        """Build the launch description (and the task's directories when there is a data dir)."""
+    async def launch(self) -> TaskLaunch:
+        """Build the launch description (and the task's directories, off the event loop)."""
         state = self._state()
         job = self.rt.model.job_for(state)
         assert job is not None
@@ -85,7 +85,7 @@ class TaskRunner:
         dirs = None
         if self.rt.data_dir is not None:
             dirs = task_dirs(self.rt.data_dir, self.alloc_id, self.task)
-            build_task_dirs(dirs)
+            await trio.to_thread.run_sync(build_task_dirs, dirs)
         env = task_env(
             job=job, group=group.name, task=task, alloc_id=self.alloc_id, alloc_name=state.alloc.Name, dirs=dirs
         )
@@ -113,7 +113,7 @@ class TaskRunner:
         _, task, _ = self.spec()
         driver = self.rt.drivers.get(task.driver)
         if driver is not None:
-            await driver.recover(self.launch())
+            await driver.recover(await self.launch())
 
     def cancel_delay(self) -> None:
         """Interrupt a restart delay (the task is being killed)."""
@@ -161,7 +161,7 @@ class TaskRunner:
             try:
                 if driver is None:
                     raise DriverError(f'Driver "{task.driver}" is not available on this node', recoverable=False)
-                handle = await driver.start(self.launch())
+                handle = await driver.start(await self.launch())
             except DriverError as exc:
                 p = self._policy()
                 records = await self._ask(
