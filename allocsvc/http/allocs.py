@@ -47,10 +47,11 @@ ALLOC_LIFECYCLE = "alloc-lifecycle"
 
 
 class Page(msgspec.Struct, frozen=True):
-    """One page of list results: encoded stubs and the next token."""
+    """One page of list results: encoded stubs (or the whole encoded array) and the next token."""
 
     items: list[bytes]
     next_token: str
+    body: bytes | None = None
 
 
 def _token_key(token: str) -> tuple[int, str] | None:
@@ -126,7 +127,7 @@ def list_page(
     plain = flt is None and limit == 0 and not resources
     if plain and not by_id and not opts.next_token:
         frozen = None if namespaces is None else frozenset(namespaces)
-        return Page(model.encoded_list(frozen, task_states=task_states, reverse=opts.reverse), "")
+        return Page([], "", model.encoded_list_body(frozen, task_states=task_states, reverse=opts.reverse))
     if by_id:
         prefix = normalize_prefix(opts.prefix)
         ids = [a for a in model.allocs_by_id_order() if bare_id(a).startswith(prefix)]
@@ -201,7 +202,8 @@ def alloc_routes(service: Service) -> Blueprint:
             return QueryResult(service.model.index("allocs"), page, ("table:allocs",))
 
         result = await blocking_query(service.model.hub, opts.query, run, recheck=_recheck(authz))
-        body = json_array(result.value.items)
+        page = result.value
+        body = page.body if page.body is not None else json_array(page.items)
         return json_bytes_response(body, headers=meta_headers(result.index, result.value.next_token))
 
     @bp.route("/v1/allocation/", defaults={"rest": ""}, methods=["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD"])
@@ -226,7 +228,7 @@ def alloc_routes(service: Service) -> Blueprint:
     async def read_alloc(raw_id: str) -> Response:
         if request.method != "GET":
             raise MethodNotAllowedError()
-        if "at_index" in request.args:
+        if request.args.get("at_index"):
             return await read_alloc_at(service, raw_id)
         opts = parse_list_options(request.args)
         alloc_id = normalize_alloc_id(raw_id)

@@ -49,6 +49,9 @@ HEARTBEAT_INTERVAL = 30.0
 FLUSH_BYTES = 64 * 1024
 """A chunk is handed to the server once it holds this many bytes of lines."""
 
+FOLD_CAPACITY = 8192
+"""Streams whose past state one subscriber keeps while replaying (see ``AsOfStates``)."""
+
 READ_JOB = "read-job"
 LOG_KEY = "table:log"
 ACL_KEY = "table:acl"
@@ -110,7 +113,9 @@ class Subscription:
         self._token = token
         self._acl_index = service.model.index("acl")
         self._namespaces: dict[str, bool] = {}
-        self._as_of = AsOfStates(service.model.state, service.model.history, service.log)
+        self._as_of = AsOfStates(
+            service.model.state, service.model.history, service.log, capacity=streamer.fold_capacity
+        )
         self.position = service.log.last_index if start <= 0 else start - 1
         """The index of the last record read (replay starts right after it)."""
 
@@ -141,14 +146,24 @@ class Subscription:
             allowed = self._namespaces[head.namespace] = self._authz.allow_namespace_op(head.namespace, READ_JOB)
         return allowed
 
-    async def _line(self, recorded: Recorded) -> bytes | None:
+    def _head(self, recorded: Recorded) -> EventHead | None:
+        """The record's event if this subscriber gets it."""
         head = describe(recorded, self._service.model.state)
         if head is None or not self._topics.matches(head) or not self._visible(head):
+            return None
+        return head
+
+    def _wanted(self, recorded: Recorded) -> bool:
+        return self._head(recorded) is not None
+
+    async def _line(self, recorded: Recorded) -> bytes | None:
+        head = self._head(recorded)
+        if head is None:
             return None
         lines = self._streamer.lines
         line = lines.get(recorded.index)
         if line is None:
-            line = encode_line(recorded, head, await self._as_of.state_for(recorded))
+            line = encode_line(recorded, head, await self._as_of.object_for(recorded))
             lines.put(recorded.index, line)
         return line
 
@@ -176,6 +191,7 @@ class Subscription:
                 records = await model.history.records_after(log, self.position, upto=upto, limit=READ_CHUNK)
                 if not records:
                     raise RuntimeError(f"log has no record after {self.position} though its last index is {upto}")
+                await self._as_of.prepare([r for r in records if self._wanted(r) and r.index not in streamer.lines])
                 chunk: list[bytes] = []
                 size = 0
                 for recorded in records:
@@ -209,9 +225,12 @@ class Subscription:
 class EventStreamer:
     """The event stream of one service: shared line cache, heartbeat interval, open subscriptions."""
 
-    def __init__(self, service: Service, *, heartbeat: float = HEARTBEAT_INTERVAL) -> None:
+    def __init__(
+        self, service: Service, *, heartbeat: float = HEARTBEAT_INTERVAL, fold_capacity: int = FOLD_CAPACITY
+    ) -> None:
         self.service = service
         self.heartbeat = heartbeat
+        self.fold_capacity = fold_capacity
         self.lines = LineCache()
         self.subscriptions: set[Subscription] = set()
         self.lines_sent = 0

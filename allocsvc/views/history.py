@@ -2,8 +2,8 @@
 
 Owns ``LogHistory``, which the full-history endpoint, time travel and the event stream share:
 
-- the newest records in memory (a tail fed by the read model's commit listener), so a caught-up
-  event-stream follower never touches the disk;
+- the newest records in memory, each with its stream's object as of it (a tail fed by the read
+  model's commit listener), so a caught-up event-stream follower neither reads nor folds;
 - ``records_after``: records in index order after a position, from the tail or else the log;
 - ``stream_records``: one stream's records up to an index. SQLite answers from its
   ``UNIQUE(stream, version)`` index; any other log gets a per-stream index built on first use.
@@ -19,7 +19,8 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import msgspec
@@ -27,6 +28,7 @@ import trio
 
 from allocsvc.domain.cluster import ClusterState
 from allocsvc.domain.events import Recorded
+from allocsvc.domain.model import Allocation, Evaluation, Job
 from allocsvc.errors import LogCorruptError
 from allocsvc.store.codec import checksum, decode_event
 from allocsvc.store.log import EventLog
@@ -53,14 +55,23 @@ def read_stream_file(path: Path, stream: str, upto: int) -> list[Recorded]:
     Raises LogCorruptError naming the index of a version gap, a checksum mismatch or an
     undecodable event.
     """
+    return read_streams_file(path, {stream: upto})[stream]
+
+
+def read_streams_file(path: Path, wanted: Mapping[str, int]) -> dict[str, list[Recorded]]:
+    """Several streams' records, each up to its own index, over one read-only connection."""
     conn = connect(path, readonly=True)
     try:
-        rows = conn.execute(
-            "SELECT idx, version, time, data, crc FROM events WHERE stream = ? AND idx <= ? ORDER BY version",
-            (stream, upto),
-        ).fetchall()
+        return {stream: _stream_rows(conn, stream, upto) for stream, upto in wanted.items()}
     finally:
         conn.close()
+
+
+def _stream_rows(conn: sqlite3.Connection, stream: str, upto: int) -> list[Recorded]:
+    rows = conn.execute(
+        "SELECT idx, version, time, data, crc FROM events WHERE stream = ? AND idx <= ? ORDER BY version",
+        (stream, upto),
+    ).fetchall()
     out: list[Recorded] = []
     for expected, (idx, version, time, data, crc) in enumerate(rows, start=1):
         if version != expected:
@@ -92,27 +103,58 @@ def fold_streams(*streams: Iterable[Recorded]) -> ClusterState:
     return state
 
 
+StreamObject = Allocation | Job | Evaluation
+"""What a record's stream is, as a frozen struct: an allocation (without its Job), a job, an eval."""
+
+
+def stream_object(stream: str, state: ClusterState) -> StreamObject | None:
+    """The object ``stream`` folds into in ``state`` (None for other streams or if absent)."""
+    kind, _, key = stream.partition("/")
+    if kind == "alloc":
+        agg = state.allocs.get(key)
+        return None if agg is None else agg.alloc
+    if kind == "job":
+        namespace, _, job_id = key.partition("/")
+        record = state.jobs.get((namespace, job_id))
+        return None if record is None else record.current
+    if kind == "eval":
+        return state.evals.get(key)
+    return None
+
+
 class LogHistory:
-    """Tail and per-stream access to one log; ``apply`` must see every committed batch in order."""
+    """Tail and per-stream access to one log; ``apply`` must see every committed record in order."""
 
     def __init__(self, *, tail_size: int = TAIL_SIZE) -> None:
         self._tail_size = tail_size
         self._tail: list[Recorded] = []
+        self._objects: list[StreamObject | None] = []
         self._streams: dict[str, list[Recorded]] | None = None
 
-    def apply(self, records: Sequence[Recorded]) -> None:
-        """Remember a committed batch (called from the read model's commit listener)."""
-        if not records:
-            return
-        tail = self._tail
-        if tail and records[0].index != tail[-1].index + 1:
+    def apply(self, recorded: Recorded, state: ClusterState) -> None:
+        """Remember a record just folded into ``state``, with its stream's object as of it.
+
+        Called by the read model's commit listener right after ``state.apply(recorded)``; the
+        objects are frozen, so keeping them costs a reference.
+        """
+        tail, objects = self._tail, self._objects
+        if tail and recorded.index != tail[-1].index + 1:
             tail.clear()
-        tail.extend(records)
+            objects.clear()
+        tail.append(recorded)
+        objects.append(stream_object(recorded.stream, state))
         if len(tail) > 2 * self._tail_size:
             del tail[: len(tail) - self._tail_size]
+            del objects[: len(objects) - self._tail_size]
         if self._streams is not None:
-            for recorded in records:
-                self._streams.setdefault(recorded.stream, []).append(recorded)
+            self._streams.setdefault(recorded.stream, []).append(recorded)
+
+    def object_at(self, index: int) -> StreamObject | None:
+        """The stream object as of record ``index`` if the record is still in the tail."""
+        tail = self._tail
+        if not tail or not tail[0].index <= index <= tail[-1].index:
+            return None
+        return self._objects[index - tail[0].index]
 
     def tail_after(self, after: int, *, upto: int, limit: int = READ_CHUNK) -> list[Recorded] | None:
         """Records in (after, upto] from memory; None when ``after`` is older than the tail."""
@@ -145,17 +187,25 @@ class LogHistory:
 
     async def stream_records(self, log: EventLog, stream: str, *, upto: int) -> list[Recorded]:
         """One stream's records with index <= ``upto``, in order."""
+        return (await self.streams_records(log, {stream: upto}))[stream]
+
+    async def streams_records(self, log: EventLog, wanted: Mapping[str, int]) -> dict[str, list[Recorded]]:
+        """Several streams' records, each with index <= its own bound (one thread hop for SQLite)."""
+        if not wanted:
+            return {}
         if isinstance(log, SqliteEventLog):
             path = log.path
-            return await trio.to_thread.run_sync(read_stream_file, path, stream, upto)
+            return await trio.to_thread.run_sync(read_streams_file, path, dict(wanted))
         if self._streams is None:
             streams: dict[str, list[Recorded]] = {}
             for recorded in log.iter_records():
                 streams.setdefault(recorded.stream, []).append(recorded)
             self._streams = streams
-        records = self._streams.get(stream, [])
-        end = bisect.bisect_right(records, upto, key=lambda r: r.index)
-        return records[:end]
+        out: dict[str, list[Recorded]] = {}
+        for stream, upto in wanted.items():
+            records = self._streams.get(stream, [])
+            out[stream] = records[: bisect.bisect_right(records, upto, key=lambda r: r.index)]
+        return out
 
     def statistics(self) -> HistoryStatistics:
         """Tail size, its first index and how many streams are indexed in memory."""

@@ -3,7 +3,7 @@
 Owns the NDJSON wire shapes (``StreamEvent``, ``EventsLine``), ``Topics`` (a parsed
 ``?topic=`` subscription and Nomad's key matching), ``describe`` (a record's Topic, Type, Key,
 Namespace and FilterKeys, or None when Nomad would publish nothing), ``AsOfStates`` (each
-stream's state as of a record's index, for payloads) and ``LineCache`` (encoded lines shared by
+record's object as of its index, for payloads) and ``LineCache`` (encoded lines shared by
 every subscriber of one service). The HTTP endpoint (``allocsvc.http.events_stream``) drives
 these; it owns parameters, ACLs and heartbeats.
 
@@ -16,7 +16,7 @@ stop is ``PlanResult``, a client task update ``AllocationUpdated``, a stop reque
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -25,7 +25,7 @@ from allocsvc.domain import events as ev
 from allocsvc.domain.cluster import ClusterState
 from allocsvc.errors import BadRequestError
 from allocsvc.store.log import EventLog
-from allocsvc.views.history import LogHistory
+from allocsvc.views.history import LogHistory, StreamObject, stream_object
 from allocsvc.views.wire import encode
 
 TOPIC_ALL = "*"
@@ -153,43 +153,76 @@ def describe(recorded: ev.Recorded, state: ClusterState) -> EventHead | None:
     return None
 
 
-def payload(head: EventHead, state: ClusterState) -> dict[str, Any]:
-    """The event's payload from ``state`` as of its record: the object without its Job."""
-    if head.topic == TOPIC_ALLOCATION:
-        return {"Allocation": state.allocs[head.key].alloc}
-    if head.topic == TOPIC_JOB:
-        return {"Job": state.jobs[(head.namespace, head.key)].current}
-    return {"Evaluation": state.evals[head.key]}
+def payload(head: EventHead, obj: StreamObject) -> dict[str, Any]:
+    """The event's payload: ``{"Allocation": <without Job>}``, ``{"Job": ...}`` or ``{"Evaluation": ...}``."""
+    return {head.topic: obj}
 
 
 class AsOfStates:
-    """Each stream's ClusterState as of the last record seen, for one subscriber (LRU-bounded).
+    """Each record's stream object as of the record's index, for one subscriber.
 
-    A record that is its stream's newest uses the live read model; otherwise the stream is
-    folded from its own records, so a resumed subscriber sees every object exactly as it was.
+    In order of preference: the object the read model kept beside the record in the log's tail;
+    the live object when the record is its stream's newest; else the stream folded from its own
+    records. Folded states are kept per stream (LRU-bounded), and ``prepare`` loads, in one read,
+    the history of every stream of a chunk that is not cached at the right version, so replaying
+    a long log costs one fold per record.
     """
 
-    def __init__(self, live: ClusterState, history: LogHistory, log: EventLog, *, capacity: int = 1024) -> None:
+    def __init__(self, live: ClusterState, history: LogHistory, log: EventLog, *, capacity: int = 8192) -> None:
         self._live = live
         self._history = history
         self._log = log
         self._capacity = capacity
         self._states: OrderedDict[str, ClusterState] = OrderedDict()
 
-    async def state_for(self, recorded: ev.Recorded) -> ClusterState:
-        """The state of ``recorded.stream`` right after ``recorded``."""
-        stream = recorded.stream
-        if self._live.stream_versions.get(stream) == recorded.version:
-            return self._live
-        state = self._states.pop(stream, None)
-        if state is None or state.stream_versions.get(stream, 0) != recorded.version - 1:
+    def _cached(self, stream: str, version: int) -> bool:
+        state = self._states.get(stream)
+        return state is not None and state.stream_versions.get(stream, 0) == version
+
+    def _known(self, recorded: ev.Recorded) -> StreamObject | None:
+        """The object without folding, if the tail or the live state has it."""
+        obj = self._history.object_at(recorded.index)
+        if obj is None and self._live.stream_versions.get(recorded.stream) == recorded.version:
+            obj = stream_object(recorded.stream, self._live)
+        return obj
+
+    async def prepare(self, records: Sequence[ev.Recorded]) -> None:
+        """Load the histories of the streams ``records`` will need to fold, all at once."""
+        first: dict[str, ev.Recorded] = {}
+        for recorded in records:
+            if recorded.stream not in first and self._known(recorded) is None:
+                first[recorded.stream] = recorded
+        wanted = {
+            stream: recorded.index - 1
+            for stream, recorded in first.items()
+            if not self._cached(stream, recorded.version - 1)
+        }
+        for stream, prior in (await self._history.streams_records(self._log, wanted)).items():
             state = ClusterState()
-            state.apply_all(await self._history.stream_records(self._log, stream, upto=recorded.index - 1))
-        state.apply(recorded)
+            state.apply_all(prior)
+            self._remember(stream, state)
+
+    def _remember(self, stream: str, state: ClusterState) -> None:
         self._states[stream] = state
+        self._states.move_to_end(stream)
         if len(self._states) > self._capacity:
             self._states.popitem(last=False)
-        return state
+
+    async def object_for(self, recorded: ev.Recorded) -> StreamObject:
+        """The object of ``recorded.stream`` right after ``recorded``."""
+        known = self._known(recorded)
+        if known is not None:
+            return known
+        stream = recorded.stream
+        if not self._cached(stream, recorded.version - 1):
+            await self.prepare([recorded])
+        state = self._states[stream]
+        state.apply(recorded)
+        self._remember(stream, state)
+        obj = stream_object(stream, state)
+        if obj is None:
+            raise LookupError(f"record {recorded.index} of {stream} folds into nothing")
+        return obj
 
 
 class LineCache:
@@ -202,6 +235,9 @@ class LineCache:
         self._max_bytes = max_bytes
         self._bytes = 0
         self._lines: OrderedDict[int, bytes] = OrderedDict()
+
+    def __contains__(self, index: int) -> bool:
+        return index in self._lines
 
     def get(self, index: int) -> bytes | None:
         """The cached line of a record, if any."""
@@ -221,7 +257,7 @@ class LineCache:
             self._bytes -= len(dropped)
 
 
-def encode_line(recorded: ev.Recorded, head: EventHead, state: ClusterState) -> bytes:
+def encode_line(recorded: ev.Recorded, head: EventHead, obj: StreamObject) -> bytes:
     """One NDJSON line (with its newline) for one record."""
     event = StreamEvent(
         Topic=head.topic,
@@ -230,6 +266,6 @@ def encode_line(recorded: ev.Recorded, head: EventHead, state: ClusterState) -> 
         Namespace=head.namespace,
         FilterKeys=None if head.filter_keys is None else list(head.filter_keys),
         Index=recorded.index,
-        Payload=payload(head, state),
+        Payload=payload(head, obj),
     )
     return encode(EventsLine(Index=recorded.index, Events=[event])) + b"\n"

@@ -262,6 +262,42 @@ async def test_stop_publishes_desired_status_plan_result_and_eval_updates(served
     assert any(p["Payload"]["Allocation"].get("PreviousAllocation") == alloc_id for p in plan)
 
 
+async def test_payloads_equal_time_travel_reads_even_with_a_one_stream_fold_cache(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    """Replayed payloads are each object as of its index: every Allocation payload equals the
+    ``at_index`` read at that index (minus the Job), with a fold cache so small that interleaved
+    allocations keep evicting each other."""
+    async with served_on(AgentConfig(data_dir=str(tmp_path / "data"), port=0), nursery) as s:
+        body = flapping_job()
+        body["Job"]["TaskGroups"][0]["Count"] = 3
+        await register(s, body)
+        await wait_until(s.service, lambda: s.service.log.last_index > 80)
+        stopped = await s.client.delete("/v1/job/flap")
+        assert stopped.status_code == 200
+        allocs = s.service.model.state.allocs
+        await wait_until(s.service, lambda: all(a.alloc.ClientStatus in ("complete", "failed") for a in allocs.values()))
+        expected = published(s.service.config.data_dir)
+
+        tiny = create_app(s.service)
+        streamer_of(tiny).fold_capacity = 1
+        shutdown, port = await serve_app(tiny, nursery)
+        got = await collect(port, {"index": 1}, reaches(expected[-1]))
+        shutdown.set()
+        assert indexes(got) == expected
+        checked = 0
+        for line in got:
+            event = line["Events"][0]
+            if event["Topic"] != "Allocation":
+                continue
+            then = await s.client.get(f"/v1/allocation/{event['Key']}", params={"at_index": event["Index"]})
+            read = then.json()
+            del read["Job"]
+            assert event["Payload"]["Allocation"] == read, event["Index"]
+            checked += 1
+        assert checked > 60
+
+
 async def test_topics_keys_and_namespaces_filter(served: Served) -> None:
     root_ns = await served.client.put("/v1/namespace/other", json={"Name": "other"})
     assert root_ns.status_code == 200
@@ -518,6 +554,17 @@ async def test_acl_filters_by_namespace_and_ends_the_stream_when_the_token_is_de
                 assert await stream.line() is None, "the server ended the body once the token was deleted"
         after = await s.client.get("/v1/event/stream", params={"topic": "Job", "namespace": "a"}, headers=reader)
         assert (after.status_code, after.text) == (403, "Permission denied")
+
+        # A policy edit that takes the namespace away ends a stream whose token is still alive.
+        second = await s.client.post("/v1/acl/token", json={"Type": "client", "Policies": ["read-a"]}, headers=root)
+        still = {"X-Nomad-Token": second.json()["SecretID"]}
+        with trio.fail_after(10):
+            async with open_stream(s.port, {"topic": "Job", "namespace": "a"}, still) as stream:
+                assert stream.status == 200
+                assert await stream.line() == {}
+                narrowed = {"Name": "read-a", "Rules": 'namespace "b" { policy = "read" }'}
+                assert (await s.client.put("/v1/acl/policy/read-a", json=narrowed, headers=root)).status_code == 200
+                assert await stream.line() is None, "the server ended the body once the policy no longer allowed it"
 
 
 async def test_the_stream_ends_when_its_token_expires(autojump_clock: Any) -> None:
