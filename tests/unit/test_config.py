@@ -59,4 +59,5 @@ def test_agent_flags_parse() -> None:
     )
     assert (args.dev, args.bind, args.port, args.data_dir, args.acl_enabled) == (True, "127.0.0.9", 0, "d", True)
     unset = build_parser().parse_args(["agent"])
-    assert unset.dev is None and unset.port is None
+    assert unset.dev is None
+    assert unset.port is None
