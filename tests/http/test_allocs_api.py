@@ -325,3 +325,24 @@ async def test_blocking_list_and_read_your_writes(served: Served) -> None:
         again = await served.client.get(f"/v1/allocation/{alloc_id}", params={"index": 10**9, "wait": "50ms"})
     assert again.status_code == 200
     assert int(again.headers["X-Nomad-Index"]) >= mi
+
+
+async def test_malformed_36_character_ids(served: Served) -> None:
+    cases = [
+        ("a-a-a-a-a-" + "a" * 26, 'alloc lookup failed: index error: UUID should have maximum of 4 "-"; got 5'),
+        ("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz", "alloc lookup failed: index error: Invalid UUID: encoding/hex: invalid byte: U+007A 'z'"),
+        ("aaaaaaaa-aaaa-aaaa-aaaaaaaaaaaaaaaaa", "alloc lookup failed: index error: Input (without hyphens) must be even length"),
+    ]
+    for alloc_id, text in cases:
+        assert len(alloc_id) == 36
+        for method, path in (("GET", f"/v1/allocation/{alloc_id}"), ("POST", f"/v1/allocation/{alloc_id}/stop")):
+            r = await served.client.request(method, path)
+            assert (r.status_code, r.text) == (400, text)
+    # hyphen positions are not checked: the same 32 hex digits find the allocation
+    await register(served, count=1)
+    alloc_id = (await allocs(served)).json()[0]["ID"]
+    bare = alloc_id.replace("-", "")
+    moved = f"{bare[:4]}-{bare[4:8]}-{bare[8:12]}-{bare[12:16]}-{bare[16:]}"
+    assert (await served.client.get(f"/v1/allocation/{moved}")).json()["ID"] == alloc_id
+    r = await served.client.post(f"/v1/allocation/{uuid.uuid4()}/stop")
+    assert (r.status_code, r.text) == (404, "allocation not found")
