@@ -65,10 +65,10 @@ class ReadModel:
                 keys.add(f"alloc:{alloc_id}")
                 keys.add("table:allocs")
                 if recorded.version == 1:
-                    # A placement's CreateIndex is its record index, which only grows: append, don't
-                    # re-sort. A new list, so a caller's earlier snapshot stays unchanged.
+                    # A placement's CreateIndex is its record index, which only grows: append in
+                    # place (O(1)); readers iterate the list synchronously, never across an await.
                     if self._order is not None:
-                        self._order = [*self._order, alloc_id]
+                        self._order.append(alloc_id)
                     if self._by_job is not None:
                         alloc = self.state.allocs[alloc_id].alloc
                         self._by_job.setdefault((alloc.Namespace, alloc.JobID), []).append(alloc_id)
