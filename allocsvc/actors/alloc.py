@@ -2,7 +2,9 @@
 
 Owns ``AllocActor``. Commands are processed one at a time in arrival order: ``decide`` on the
 current state, append the events (durably), reply, then carry out the effects — spawn or
-restart task runners, kill tasks, deliver signals, and run the stop evaluation. The actor never
+restart task runners, kill tasks, deliver signals, and run the stop evaluation. A user stop's or
+restart's effects wait up to ``EFFECT_DEFERRAL`` (or until the next command arrives) so the HTTP
+response goes out first; they always run before the next command is decided. The actor never
 awaits its task runners, so their reports can always be processed.
 """
 
@@ -31,6 +33,12 @@ STOP_DESCRIPTION = "alloc is being migrated"
 
 Spawn = Callable[[str], None]
 
+EFFECT_DEFERRAL = 0.002
+"""How long a user stop's or restart's effects wait (unless another command arrives first), so
+the waiting HTTP handler can write its response before the kill and stop-eval work begins."""
+
+DEFERRED_EFFECTS = (cmd.StopAlloc, cmd.RestartTask)
+
 
 class AllocActor:
     """Serialises every change to one allocation."""
@@ -44,6 +52,7 @@ class AllocActor:
         self.runners: dict[str, TaskRunner] = {}
         self._nursery: trio.Nursery | None = None
         self.stopped = trio.Event()
+        self._deferred: list[ev.Recorded] | None = None
 
     @property
     def state(self) -> AllocAggregate:
@@ -66,16 +75,36 @@ class AllocActor:
                 self._nursery = nursery
                 task_status.started()
                 self._start_runners()
-                async for envelope in self.mailbox.receive:
-                    await self._process(envelope)
+                await self._serve()
                 nursery.cancel_scope.cancel()
         finally:
             self.mailbox.close()
             self.stopped.set()
 
+    async def _serve(self) -> None:
+        """Process commands one at a time; a deferred command's effects run before the next one."""
+        receive = self.mailbox.receive
+        while True:
+            envelope: Envelope[cmd.AnyCommand, list[ev.Recorded]] | None = None
+            if self._deferred is not None:
+                # the HTTP caller writes its response first, unless another command is waiting
+                with trio.move_on_after(EFFECT_DEFERRAL):
+                    try:
+                        envelope = await receive.receive()
+                    except trio.EndOfChannel:
+                        pass
+                records, self._deferred = self._deferred, None
+                await self._react(records)
+            if envelope is None:
+                try:
+                    envelope = await receive.receive()
+                except trio.EndOfChannel:
+                    return
+            await self._process(envelope)
+
     def can_passivate(self) -> bool:
         """Idle and finished: no live runners, a terminal allocation and nothing queued."""
-        if self.mailbox.statistics().queued:
+        if self.mailbox.statistics().queued or self._deferred is not None:
             return False
         state = self.state
         idle = all(r.done.is_set() for r in self.runners.values())
@@ -122,7 +151,10 @@ class AllocActor:
             envelope.reply(outcome.Error(exc))
             return
         envelope.reply(outcome.Value(records))
-        await self._react(records)
+        if records and isinstance(command, DEFERRED_EFFECTS):
+            self._deferred = records
+        else:
+            await self._react(records)
 
     def _rerunnable(self) -> frozenset[str]:
         """Dead tasks ``AllTasks`` may run again: finished on their own (not killed), not poststop."""
