@@ -133,17 +133,24 @@ def go_quote(text: str) -> str:
 _last_second: list[tuple[int, str]] = [(0, "1970-01-01T00:00:00")]
 """The last second formatted: consecutive timestamps mostly share it (replay formats millions)."""
 
+_last_stamp: list[tuple[int, str]] = [(0, "1970-01-01T00:00:00Z")]
+"""The last timestamp formatted: one fold step often formats its record's time more than once."""
+
 
 def rfc3339nano(unix_ns: int) -> str:
     """Format Unix nanoseconds as Go's RFC3339Nano in UTC (trailing zeros trimmed)."""
+    last_ns, text = _last_stamp[0]
+    if unix_ns == last_ns:
+        return text
     seconds, nanos = divmod(unix_ns, SECOND)
     cached_second, base = _last_second[0]
     if seconds != cached_second:
         base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
         _last_second[0] = (seconds, base)
-    if nanos:
-        base += "." + f"{nanos:09d}".rstrip("0")
-    return base + "Z"
+    # str(nanos + SECOND)[1:] is the nine-digit zero-padded fraction (faster than a format spec)
+    text = f"{base}.{str(nanos + SECOND)[1:].rstrip('0')}Z" if nanos else base + "Z"
+    _last_stamp[0] = (unix_ns, text)
+    return text
 
 
 def go_json_fixup(data: bytes) -> bytes:

@@ -53,16 +53,17 @@ class ClusterState:
 
     def apply(self, recorded: ev.Recorded) -> None:
         """Fold one committed record; records must arrive in strictly increasing index order."""
-        if recorded.index <= self.last_index:
-            raise ValueError(f"record index {recorded.index} not after {self.last_index}")
-        self.last_index = recorded.index
-        self.stream_versions[recorded.stream] = recorded.version
-        event, index = recorded.event, recorded.index
-        if type(event) is not ev.AllocPlaced and recorded.stream.startswith("alloc/"):
+        index, stream, event = recorded.index, recorded.stream, recorded.event
+        if index <= self.last_index:
+            raise ValueError(f"record index {index} not after {self.last_index}")
+        self.last_index = index
+        self.stream_versions[stream] = recorded.version
+        if stream.startswith("alloc/") and type(event) is not ev.AllocPlaced:
             # the replay hot path: most records are allocation events
-            alloc_id = recorded.stream[6:]
-            self.allocs[alloc_id] = evolve(self.allocs[alloc_id], recorded)
-            self.table_index["allocs"] = index
+            allocs, alloc_id = self.allocs, stream[6:]
+            allocs[alloc_id] = evolve(allocs[alloc_id], recorded)
+            if type(event) is not ev.ExecSessionRecorded:  # audit records change nothing a client sees
+                self.table_index["allocs"] = index
             return
         match event:
             case ev.NamespaceUpserted(namespace=ns):

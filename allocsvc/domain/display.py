@@ -1,10 +1,16 @@
 """Nomad TaskEvents: building them from our task events, and Nomad's DisplayMessage rules.
 
-Owns ``to_task_event`` (our past-tense event → the Nomad ``TaskEvent`` a client sees) and
-``display_message`` (Nomad ``PopulateEventDisplayMessage``, FACTS §3.3). Pure.
+Owns ``to_task_event`` (our past-tense event → the Nomad ``TaskEvent`` a client sees, through one
+builder per event class in ``TASK_EVENT_BUILDERS``) and ``display_message`` (Nomad
+``PopulateEventDisplayMessage``, FACTS §3.3). The builders fill DisplayMessage themselves with the
+same message functions ``display_message`` uses, since replay builds one TaskEvent per record. Pure.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
 
 import msgspec
 
@@ -21,6 +27,15 @@ SIGNAL_NUMBERS = {
 }  # fmt: skip
 
 
+STARTED_MESSAGE = "Task started by client"
+RECEIVED_MESSAGE = "Task received by client"
+DRIVER_FAILURE_MESSAGE = "Failed to start task"
+KILLED_MESSAGE = "Task successfully killed"
+NOT_RESTARTING_MESSAGE = "Task exceeded restart policy"
+SIGNALING_MESSAGE = "Task being sent a signal"
+RESTART_SIGNALED_MESSAGE = "Task signaled to restart"
+
+
 def display_message(event: TaskEvent) -> str:
     """Nomad's DisplayMessage for a TaskEvent whose DisplayMessage is empty."""
     if event.DisplayMessage:
@@ -29,54 +44,42 @@ def display_message(event: TaskEvent) -> str:
     if t == "Task Setup":
         return event.Message
     if t == "Started":
-        return "Task started by client"
+        return STARTED_MESSAGE
     if t == "Received":
-        return "Task received by client"
+        return RECEIVED_MESSAGE
     if t == "Failed Validation":
         return event.ValidationError or "Validation of task failed"
     if t == "Setup Failure":
         return event.SetupError or "Task setup failed"
     if t == "Driver Failure":
-        return event.DriverError or "Failed to start task"
+        return event.DriverError or DRIVER_FAILURE_MESSAGE
     if t == "Downloading Artifacts":
         return "Client is downloading artifacts"
     if t == "Failed Artifact Download":
         return event.DownloadError or "Failed to download artifacts"
     if t == "Killing":
-        if event.KillReason:
-            return event.KillReason
-        if event.KillTimeout:
-            return f"Sent interrupt. Waiting {format_duration(event.KillTimeout)} before force killing"
-        return "Sent interrupt"
+        return killing_message(event.KillReason, event.KillTimeout)
     if t == "Killed":
-        return event.KillError or "Task successfully killed"
+        return event.KillError or KILLED_MESSAGE
     if t == "Terminated":
-        parts = [f"Exit Code: {event.ExitCode}"]
-        if event.Signal:
-            parts.append(f"Signal: {event.Signal}")
-        if event.Message:
-            parts.append(f"Exit Message: {go_quote(event.Message)}")
-        return ", ".join(parts)
+        return terminated_message(event.ExitCode, event.Signal, event.Message)
     if t == "Restarting":
-        base = f"Task restarting in {format_duration(event.StartDelay)}"
-        if event.RestartReason and event.RestartReason != "Restart within policy":
-            return f"{event.RestartReason} - {base}"
-        return base
+        return restarting_message(event.RestartReason, event.StartDelay)
     if t == "Not Restarting":
-        return event.RestartReason or "Task exceeded restart policy"
+        return event.RestartReason or NOT_RESTARTING_MESSAGE
     if t == "Sibling Task Failed":
-        return f'Task\'s sibling "{event.FailedSibling}" failed' if event.FailedSibling else "Task's sibling failed"
+        return sibling_failed_message(event.FailedSibling)
     if t == "Signaling":
         sig, reason = event.TaskSignal, event.TaskSignalReason
         if not sig and not reason:
-            return "Task being sent a signal"
+            return SIGNALING_MESSAGE
         if not sig:
             return reason
         if not reason:
             return f"Task being sent signal {sig}"
         return f"Task being sent signal {sig}: {reason}"
     if t == "Restart Signaled":
-        return event.RestartReason or "Task signaled to restart"
+        return event.RestartReason or RESTART_SIGNALED_MESSAGE
     if t == "Driver":
         return event.DriverMessage
     if t == "Leader Task Dead":
@@ -88,6 +91,45 @@ def display_message(event: TaskEvent) -> str:
     return event.Message
 
 
+# The parameterised messages are shared by ``display_message`` and the builders below, and
+# memoised: replay formats the same few (reason, timeout, exit code) combinations millions of times.
+
+
+@lru_cache(maxsize=1024)
+def killing_message(reason: str, timeout: int) -> str:
+    """DisplayMessage of a ``Killing`` event."""
+    if reason:
+        return reason
+    if timeout:
+        return f"Sent interrupt. Waiting {format_duration(timeout)} before force killing"
+    return "Sent interrupt"
+
+
+@lru_cache(maxsize=1024)
+def terminated_message(exit_code: int, signal: int, message: str) -> str:
+    """DisplayMessage of a ``Terminated`` event."""
+    parts = [f"Exit Code: {exit_code}"]
+    if signal:
+        parts.append(f"Signal: {signal}")
+    if message:
+        parts.append(f"Exit Message: {go_quote(message)}")
+    return ", ".join(parts)
+
+
+@lru_cache(maxsize=1024)
+def restarting_message(reason: str, delay: int) -> str:
+    """DisplayMessage of a ``Restarting`` event."""
+    base = f"Task restarting in {format_duration(delay)}"
+    if reason and reason != "Restart within policy":
+        return f"{reason} - {base}"
+    return base
+
+
+def sibling_failed_message(sibling: str) -> str:
+    """DisplayMessage of a ``Sibling Task Failed`` event."""
+    return f'Task\'s sibling "{sibling}" failed' if sibling else "Task's sibling failed"
+
+
 def with_display_message(event: TaskEvent) -> TaskEvent:
     """Return the event with DisplayMessage filled in, as Nomad does when appending or serving."""
     if event.DisplayMessage:
@@ -95,64 +137,195 @@ def with_display_message(event: TaskEvent) -> TaskEvent:
     return msgspec.structs.replace(event, DisplayMessage=display_message(event))
 
 
+TaskEventBuilder = Callable[[Any, int], TaskEvent]
+"""Builds the Nomad TaskEvent for one task event class: ``(event, record time)``."""
+
+
 def to_task_event(event: ev.TaskEventBase, time: int) -> TaskEvent | None:
-    """The Nomad TaskEvent our event appends to ``TaskState.Events``; None if it appends none."""
-    match event:
-        case ev.TaskReceived():
-            out = TaskEvent(Type="Received", Time=time)
-        case ev.TaskSetupRan(message=message):
-            out = TaskEvent(Type="Task Setup", Time=time, Message=message, Details={"message": message})
-        case ev.TaskDriverMessaged(message=message):
-            out = TaskEvent(Type="Driver", Time=time, DriverMessage=message, Details={"driver_message": message})
-        case ev.TaskStarted():
-            out = TaskEvent(Type="Started", Time=time)
-        case ev.TaskDriverFailed(error=error):
-            out = TaskEvent(Type="Driver Failure", Time=time, DriverError=error, Details={"driver_error": error})
-        case ev.TaskSignaled(signal=signal):
-            out = TaskEvent(Type="Signaling", Time=time, Details={"signal": signal})
-        case ev.TaskRestartSignaled(reason=reason):
-            out = TaskEvent(Type="Restart Signaled", Time=time, RestartReason=reason, Details={"restart_reason": reason})
-        case ev.TaskKilling(kill_timeout=timeout, reason=reason):
-            details = {"kill_timeout": format_duration(timeout)}
-            if reason:
-                details["kill_reason"] = reason
-            out = TaskEvent(Type="Killing", Time=time, KillTimeout=timeout, KillReason=reason, Details=details)
-        case ev.TaskShutdownDelayWaited(delay=delay):
-            out = TaskEvent(
-                Type="Waiting for shutdown delay",
-                Time=time,
-                DisplayMessage=f"Waiting for shutdown_delay of {format_duration(delay)} before killing the task.",
-            )
-        case ev.TaskShutdownDelaySkipped(delay=delay):
-            out = TaskEvent(
-                Type="Skipping shutdown delay",
-                Time=time,
-                DisplayMessage=f"Skipping shutdown_delay of {format_duration(delay)} before killing the task.",
-            )
-        case ev.TaskTerminated(exit_code=code, signal=signal, message=message, oom_killed=oom):
-            details = {"exit_code": str(code), "signal": str(signal), "oom_killed": "true" if oom else "false"}
-            if message:
-                details["exit_message"] = message
-            out = TaskEvent(Type="Terminated", Time=time, ExitCode=code, Signal=signal, Message=message, Details=details)
-        case ev.TaskKilled(error=error):
-            out = TaskEvent(Type="Killed", Time=time, KillError=error, Details={"kill_error": error} if error else {})
-        case ev.TaskRestarting(delay=delay, reason=reason):
-            details = {"start_delay": str(delay)}
-            if reason:
-                details["restart_reason"] = reason
-            out = TaskEvent(Type="Restarting", Time=time, StartDelay=delay, RestartReason=reason, Details=details)
-        case ev.TaskNotRestarting(reason=reason):
-            out = TaskEvent(
-                Type="Not Restarting",
-                Time=time,
-                RestartReason=reason,
-                FailsTask=True,
-                Details={"restart_reason": reason, "fails_task": "true"},
-            )
-        case ev.TaskSiblingFailed(sibling=sibling):
-            out = TaskEvent(Type="Sibling Task Failed", Time=time, FailedSibling=sibling, Details={"failed_sibling": sibling})
-        case ev.TaskRestoreFailed(message=message):
-            out = TaskEvent(Type="Failed Restoring Task", Time=time, Message=message, Details={"message": message})
-        case _:
-            return None
-    return with_display_message(out)
+    """The Nomad TaskEvent our event appends to ``TaskState.Events``; None if it appends none.
+
+    Built in one constructor call with DisplayMessage already filled (as ``with_display_message``
+    would): replay calls this for nearly every record.
+    """
+    build = TASK_EVENT_BUILDERS.get(type(event))
+    return None if build is None else build(event, time)
+
+
+def _received(event: ev.TaskReceived, time: int) -> TaskEvent:
+    return TaskEvent(Type="Received", Time=time, DisplayMessage=RECEIVED_MESSAGE)
+
+
+def _setup_ran(event: ev.TaskSetupRan, time: int) -> TaskEvent:
+    m = event.message
+    return TaskEvent(Type="Task Setup", Time=time, Message=m, DisplayMessage=m, Details={"message": m})
+
+
+def _driver_messaged(event: ev.TaskDriverMessaged, time: int) -> TaskEvent:
+    m = event.message
+    return TaskEvent(
+        Type="Driver", Time=time, DriverMessage=m, DisplayMessage=m, Details={"driver_message": m}
+    )
+
+
+def _started(event: ev.TaskStarted, time: int) -> TaskEvent:
+    return TaskEvent(Type="Started", Time=time, DisplayMessage=STARTED_MESSAGE)
+
+
+def _driver_failed(event: ev.TaskDriverFailed, time: int) -> TaskEvent:
+    error = event.error
+    return TaskEvent(
+        Type="Driver Failure",
+        Time=time,
+        DriverError=error,
+        DisplayMessage=error or DRIVER_FAILURE_MESSAGE,
+        Details={"driver_error": error},
+    )
+
+
+def _signaled(event: ev.TaskSignaled, time: int) -> TaskEvent:
+    # TaskSignal and TaskSignalReason stay empty, so DisplayMessage is the generic one
+    return TaskEvent(
+        Type="Signaling", Time=time, DisplayMessage=SIGNALING_MESSAGE, Details={"signal": event.signal}
+    )
+
+
+def _restart_signaled(event: ev.TaskRestartSignaled, time: int) -> TaskEvent:
+    reason = event.reason
+    return TaskEvent(
+        Type="Restart Signaled",
+        Time=time,
+        RestartReason=reason,
+        DisplayMessage=reason or RESTART_SIGNALED_MESSAGE,
+        Details={"restart_reason": reason},
+    )
+
+
+def _killing(event: ev.TaskKilling, time: int) -> TaskEvent:
+    timeout, reason = event.kill_timeout, event.reason
+    details = {"kill_timeout": format_duration(timeout)}
+    if reason:
+        details["kill_reason"] = reason
+    return TaskEvent(
+        Type="Killing",
+        Time=time,
+        KillTimeout=timeout,
+        KillReason=reason,
+        DisplayMessage=killing_message(reason, timeout),
+        Details=details,
+    )
+
+
+def _shutdown_delay_waited(event: ev.TaskShutdownDelayWaited, time: int) -> TaskEvent:
+    return TaskEvent(
+        Type="Waiting for shutdown delay",
+        Time=time,
+        DisplayMessage=f"Waiting for shutdown_delay of {format_duration(event.delay)} before killing the task.",
+    )
+
+
+def _shutdown_delay_skipped(event: ev.TaskShutdownDelaySkipped, time: int) -> TaskEvent:
+    return TaskEvent(
+        Type="Skipping shutdown delay",
+        Time=time,
+        DisplayMessage=f"Skipping shutdown_delay of {format_duration(event.delay)} before killing the task.",
+    )
+
+
+def _terminated(event: ev.TaskTerminated, time: int) -> TaskEvent:
+    code, signal, message = event.exit_code, event.signal, event.message
+    details = {
+        "exit_code": str(code),
+        "signal": str(signal),
+        "oom_killed": "true" if event.oom_killed else "false",
+    }
+    if message:
+        details["exit_message"] = message
+    return TaskEvent(
+        Type="Terminated",
+        Time=time,
+        ExitCode=code,
+        Signal=signal,
+        Message=message,
+        DisplayMessage=terminated_message(code, signal, message),
+        Details=details,
+    )
+
+
+def _killed(event: ev.TaskKilled, time: int) -> TaskEvent:
+    error = event.error
+    return TaskEvent(
+        Type="Killed",
+        Time=time,
+        KillError=error,
+        DisplayMessage=error or KILLED_MESSAGE,
+        Details={"kill_error": error} if error else {},
+    )
+
+
+def _restarting(event: ev.TaskRestarting, time: int) -> TaskEvent:
+    delay, reason = event.delay, event.reason
+    details = {"start_delay": str(delay)}
+    if reason:
+        details["restart_reason"] = reason
+    return TaskEvent(
+        Type="Restarting",
+        Time=time,
+        StartDelay=delay,
+        RestartReason=reason,
+        DisplayMessage=restarting_message(reason, delay),
+        Details=details,
+    )
+
+
+def _not_restarting(event: ev.TaskNotRestarting, time: int) -> TaskEvent:
+    reason = event.reason
+    return TaskEvent(
+        Type="Not Restarting",
+        Time=time,
+        RestartReason=reason,
+        FailsTask=True,
+        DisplayMessage=reason or NOT_RESTARTING_MESSAGE,
+        Details={"restart_reason": reason, "fails_task": "true"},
+    )
+
+
+def _sibling_failed(event: ev.TaskSiblingFailed, time: int) -> TaskEvent:
+    sibling = event.sibling
+    return TaskEvent(
+        Type="Sibling Task Failed",
+        Time=time,
+        FailedSibling=sibling,
+        DisplayMessage=sibling_failed_message(sibling),
+        Details={"failed_sibling": sibling},
+    )
+
+
+def _restore_failed(event: ev.TaskRestoreFailed, time: int) -> TaskEvent:
+    m = event.message
+    return TaskEvent(
+        Type="Failed Restoring Task", Time=time, Message=m, DisplayMessage=m, Details={"message": m}
+    )
+
+
+TASK_EVENT_BUILDERS: dict[type[ev.TaskEventBase], TaskEventBuilder] = {
+    ev.TaskReceived: _received,
+    ev.TaskSetupRan: _setup_ran,
+    ev.TaskDriverMessaged: _driver_messaged,
+    ev.TaskStarted: _started,
+    ev.TaskDriverFailed: _driver_failed,
+    ev.TaskSignaled: _signaled,
+    ev.TaskRestartSignaled: _restart_signaled,
+    ev.TaskKilling: _killing,
+    ev.TaskShutdownDelayWaited: _shutdown_delay_waited,
+    ev.TaskShutdownDelaySkipped: _shutdown_delay_skipped,
+    ev.TaskTerminated: _terminated,
+    ev.TaskKilled: _killed,
+    ev.TaskRestarting: _restarting,
+    ev.TaskNotRestarting: _not_restarting,
+    ev.TaskSiblingFailed: _sibling_failed,
+    ev.TaskRestoreFailed: _restore_failed,
+}
+"""Task event class → its Nomad TaskEvent builder ``(event, time)``; TaskCompleted appends none.
+
+The fold (``lifecycle.evolve``) looks builders up here directly; everyone else calls ``to_task_event``.
+"""

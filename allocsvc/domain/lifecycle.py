@@ -8,12 +8,13 @@ Both are pure; actors call ``decide``, projections and replay call ``evolve``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import msgspec
 
 from allocsvc.domain import commands as cmd, events as ev
-from allocsvc.domain.display import to_task_event
+from allocsvc.domain.display import TASK_EVENT_BUILDERS, TaskEventBuilder
 from allocsvc.domain.model import (
     Allocation,
     AllocState,
@@ -137,73 +138,63 @@ def place(recorded: ev.Recorded) -> AllocAggregate:
     )
 
 
-_RULE_TO: dict[type[ev.TaskEventBase], TaskStatus | None] = {t: rule.to for t, rule in TASK_RULES.items()}
+_ONE_TASK_STATUS: dict[tuple[str, bool], tuple[str, str]] = {
+    (s, failed): derive_client_status([TaskState(State=s, Failed=failed)])
+    for s in (P, R, D)
+    for failed in (False, True)
+}
+"""``derive_client_status`` of a one-task allocation by (State, Failed): most allocations have one task."""
 
 
-def _task_runtime_after(rt: TaskRuntime, event: ev.TaskEventBase) -> TaskRuntime | None:
-    """The task's bookkeeping after ``event``; None when the event leaves it unchanged."""
-    match event:
-        case ev.TaskStarted():
-            return msgspec.structs.replace(rt, started_once=True, restart_requested=False)
-        case ev.TaskRestartSignaled():
-            return msgspec.structs.replace(rt, restart_requested=True)
-        case ev.TaskKilling():
-            return msgspec.structs.replace(rt, kill_requested=True)
-        case ev.TaskRestarting(attempts=attempts, window_start=start) if attempts or start:
-            return msgspec.structs.replace(rt, tracker=Tracker(attempts=attempts, window_start=start))
-        case ev.TaskNotRestarting(attempts=attempts, window_start=start) | ev.TaskCompleted(
-            attempts=attempts, window_start=start
-        ):
-            return msgspec.structs.replace(rt, tracker=Tracker(attempts=attempts, window_start=start))
-    return None
+# --- task bookkeeping after each event: None when the event leaves it unchanged -----------------
 
 
-def _evolve_task(state: AllocAggregate, event: ev.TaskEventBase, recorded: ev.Recorded) -> AllocAggregate:
-    """Fold one task event: the task's state and events, its bookkeeping, then ClientStatus.
-
-    The replay hot path: every allocation field it changes is set in one ``replace``.
-    """
-    alloc = state.alloc
-    task, time = event.task, recorded.time
-    states = dict(alloc.TaskStates or {})
-    current = states[task]
-    to = _RULE_TO[type(event)]
-    changes: dict[str, object] = {}
-    if to is not None and to != current.State:
-        changes["State"] = to
-        if to == R:
-            changes["StartedAt"] = rfc3339nano(time)
-        if to == D and current.FinishedAt is None:
-            changes["FinishedAt"] = rfc3339nano(time)
-    nomad_event = to_task_event(event, time)
-    if nomad_event is not None:
-        if nomad_event.FailsTask:
-            changes["Failed"] = True
-        if nomad_event.Type == "Restarting":
-            changes["Restarts"] = current.Restarts + 1
-            changes["LastRestart"] = rfc3339nano(time)
-        events = (*current.Events, nomad_event)
-        changes["Events"] = events[-MAX_TASK_EVENTS:] if len(events) > MAX_TASK_EVENTS else events
-    states[task] = msgspec.structs.replace(current, **changes)
-
-    runtime = state.runtime
-    rt = _task_runtime_after(runtime[task], event)
-    if rt is not None:
-        runtime = {**runtime, task: rt}
-
-    alloc_changes: dict[str, object] = {"TaskStates": states, "ModifyTime": time, "ModifyIndex": recorded.index}
-    status, description = derive_client_status(states.values())
-    if status != alloc.ClientStatus or description != alloc.ClientDescription:
-        history = alloc.AllocStates or ()
-        if status != alloc.ClientStatus:
-            history = (*history, AllocState(Field=0, Value=status, Time=rfc3339nano(time)))
-        alloc_changes.update(ClientStatus=status, ClientDescription=description, AllocStates=history)
-    alloc = msgspec.structs.replace(alloc, **alloc_changes)
-    return msgspec.structs.replace(state, alloc=alloc, runtime=runtime, version=recorded.version)
+def _after_started(rt: TaskRuntime, event: ev.TaskStarted) -> TaskRuntime | None:
+    if rt.started_once and not rt.restart_requested:
+        return None
+    return msgspec.structs.replace(rt, started_once=True, restart_requested=False)
 
 
-def evolve(state: AllocAggregate, recorded: ev.Recorded) -> AllocAggregate:
-    """Fold one committed event of this allocation's stream into its state."""
+def _after_restart_signaled(rt: TaskRuntime, event: ev.TaskRestartSignaled) -> TaskRuntime | None:
+    return msgspec.structs.replace(rt, restart_requested=True)
+
+
+def _after_killing(rt: TaskRuntime, event: ev.TaskKilling) -> TaskRuntime | None:
+    return msgspec.structs.replace(rt, kill_requested=True)
+
+
+def _after_restarting(rt: TaskRuntime, event: ev.TaskRestarting) -> TaskRuntime | None:
+    if not (event.attempts or event.window_start):  # a user restart leaves the policy tracker alone
+        return None
+    return msgspec.structs.replace(rt, tracker=Tracker(attempts=event.attempts, window_start=event.window_start))
+
+
+def _after_finished(rt: TaskRuntime, event: ev.TaskNotRestarting | ev.TaskCompleted) -> TaskRuntime | None:
+    return msgspec.structs.replace(rt, tracker=Tracker(attempts=event.attempts, window_start=event.window_start))
+
+
+RuntimeUpdate = Callable[[TaskRuntime, Any], TaskRuntime | None]
+"""A task's bookkeeping after one event class: ``(runtime, event)`` → new runtime, or None if unchanged."""
+
+_RUNTIME_UPDATES: dict[type[ev.TaskEventBase], RuntimeUpdate] = {
+    ev.TaskStarted: _after_started,
+    ev.TaskRestartSignaled: _after_restart_signaled,
+    ev.TaskKilling: _after_killing,
+    ev.TaskRestarting: _after_restarting,
+    ev.TaskNotRestarting: _after_finished,
+    ev.TaskCompleted: _after_finished,
+}
+"""The task events that may change a task's ``TaskRuntime``, and how."""
+
+_TASK_FOLD: dict[type[ev.TaskEventBase], tuple[TaskStatus | None, TaskEventBuilder | None, RuntimeUpdate | None]] = {
+    t: (rule.to, TASK_EVENT_BUILDERS.get(t), _RUNTIME_UPDATES.get(t)) for t, rule in TASK_RULES.items()
+}
+"""Per task event class, what ``evolve`` needs in one lookup: the state it leaves (None: unchanged),
+its Nomad TaskEvent builder (None: appends none) and its bookkeeping update (None: never changes it)."""
+
+
+def _evolve_alloc(state: AllocAggregate, recorded: ev.Recorded) -> AllocAggregate:
+    """Fold one allocation-level (not task) event."""
     event = recorded.event
     alloc = state.alloc
     index, time = recorded.index, recorded.time
@@ -223,8 +214,6 @@ def evolve(state: AllocAggregate, recorded: ev.Recorded) -> AllocAggregate:
                 AllocModifyIndex=index,
                 ModifyTime=time,
             )
-        case ev.TaskEventBase():
-            return _evolve_task(state, event, recorded)
         case ev.ExecSessionRecorded():
             # an audit record: nothing a Nomad client sees changes, so no ModifyIndex bump
             return msgspec.structs.replace(state, version=recorded.version)
@@ -232,6 +221,81 @@ def evolve(state: AllocAggregate, recorded: ev.Recorded) -> AllocAggregate:
             raise LifecycleError(f"event {type(event).__name__} does not belong to an allocation stream")
     alloc = msgspec.structs.replace(alloc, ModifyIndex=index)
     return msgspec.structs.replace(state, alloc=alloc, version=recorded.version)
+
+
+def evolve(state: AllocAggregate, recorded: ev.Recorded) -> AllocAggregate:
+    """Fold one committed event of this allocation's stream into its state.
+
+    Task events (nearly every record) are folded here: the task's state and events, its
+    bookkeeping, then ClientStatus. This is the replay hot path, so each struct it changes (task
+    state, allocation, aggregate) is built in one ``replace`` and each dict is copied once.
+    """
+    event = recorded.event
+    if not isinstance(event, ev.TaskEventBase):
+        return _evolve_alloc(state, recorded)
+    alloc = state.alloc
+    task, time, index = event.task, recorded.time, recorded.index
+    states = alloc.TaskStates or {}
+    current = states[task]
+    task_status, started_at, finished_at = current.State, current.StartedAt, current.FinishedAt
+    to, build, update_runtime = _TASK_FOLD[type(event)]
+    if to is not None and to != task_status:
+        task_status = to
+        if to == R:
+            started_at = rfc3339nano(time)
+        elif to == D and finished_at is None:
+            finished_at = rfc3339nano(time)
+    failed, restarts, last_restart = current.Failed, current.Restarts, current.LastRestart
+    events = current.Events
+    if build is not None:
+        nomad_event = build(event, time)
+        if nomad_event.FailsTask:
+            failed = True
+        if nomad_event.Type == "Restarting":
+            restarts += 1
+            last_restart = rfc3339nano(time)
+        if len(events) < MAX_TASK_EVENTS:
+            events = (*events, nomad_event)
+        else:  # keep the newest MAX_TASK_EVENTS
+            events = (*events[1 - MAX_TASK_EVENTS :], nomad_event)
+    states = {
+        **states,
+        task: msgspec.structs.replace(
+            current,
+            State=task_status,
+            Failed=failed,
+            Restarts=restarts,
+            LastRestart=last_restart,
+            StartedAt=started_at,
+            FinishedAt=finished_at,
+            Events=events,
+        ),
+    }
+
+    runtime = state.runtime
+    if update_runtime is not None:
+        rt = update_runtime(runtime[task], event)
+        if rt is not None:
+            runtime = {**runtime, task: rt}
+
+    one_task = _ONE_TASK_STATUS.get((task_status, failed)) if len(states) == 1 else None
+    status, description = one_task or derive_client_status(states.values())
+    if status == alloc.ClientStatus and description == alloc.ClientDescription:
+        alloc = msgspec.structs.replace(alloc, TaskStates=states, ModifyTime=time, ModifyIndex=index)
+    else:
+        history = alloc.AllocStates or ()
+        if status != alloc.ClientStatus:
+            history = (*history, AllocState(Field=0, Value=status, Time=rfc3339nano(time)))
+        alloc = msgspec.structs.replace(
+            alloc,
+            TaskStates=states,
+            ModifyTime=time,
+            ModifyIndex=index,
+            ClientStatus=status,
+            ClientDescription=description,
+            AllocStates=history,
+        )
+    return msgspec.structs.replace(state, alloc=alloc, runtime=runtime, version=recorded.version)
 
 
 # --- decide -------------------------------------------------------------------------------------

@@ -81,3 +81,20 @@ async def test_concurrent_commands_are_serialised(memory_service: Service, autoj
     logged = [r.index for r in svc.log.iter_records() if r.stream == f"alloc/{alloc_id}" and type(r.event).__name__ == "TaskSignaled"]
     assert sorted(acked) == logged
     assert len(set(acked)) == 20
+
+
+async def test_exec_audit_record_does_not_move_indexes(memory_service: Service, autojump_clock: trio.testing.MockClock) -> None:
+    svc = memory_service
+    await svc.scheduler.register(job_from(example_job(count=1, Config={})))
+    alloc_id = next(iter(svc.model.state.allocs))
+    await wait_until(svc, lambda: statuses(svc) == ["running"])
+    before = (svc.model.index("allocs"), svc.model.state.allocs[alloc_id].alloc.ModifyIndex)
+    records = await svc.supervisor.ask(
+        alloc_id,
+        cmd.RecordExecSession(task="server", command=("echo", "hi"), tty=False, accessor_id="anonymous", exit_code=0, started_at=1),
+    )
+    assert records and records[0].index > before[0]
+    assert (svc.model.index("allocs"), svc.model.state.allocs[alloc_id].alloc.ModifyIndex) == before
+    state = ClusterState()
+    state.apply_all(svc.log.iter_records())
+    assert state.index("allocs") == before[0]
