@@ -93,7 +93,8 @@ async def test_exec_audit_record_does_not_move_indexes(memory_service: Service, 
         alloc_id,
         cmd.RecordExecSession(task="server", command=("echo", "hi"), tty=False, accessor_id="anonymous", exit_code=0, started_at=1),
     )
-    assert records and records[0].index > before[0]
+    assert records
+    assert records[0].index > before[0]
     assert (svc.model.index("allocs"), svc.model.state.allocs[alloc_id].alloc.ModifyIndex) == before
     state = ClusterState()
     state.apply_all(svc.log.iter_records())
