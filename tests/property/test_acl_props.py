@@ -8,30 +8,20 @@ sort with a ``<=`` comparator yields for up to 20 matches), and ``*`` meaning "a
 
 from __future__ import annotations
 
-import fnmatch
 import json
 
 from hypothesis import given, settings, strategies as st
 
 from allocsvc.acl import ACL, parse_policy, policy_to_json
 from allocsvc.acl._glob import _go_slice_stable
+from tests.acl_model import SHORTHANDS, Rule, governing_caps, merged_rules
 
 CAPS = ["read-job", "list-jobs", "alloc-exec", "alloc-lifecycle", "alloc-node-exec", "deny"]
 QUERY_CAPS = ["read-job", "list-jobs", "alloc-exec", "alloc-lifecycle", "alloc-node-exec", "submit-job"]
-# What each shorthand grants, restricted to QUERY_CAPS plus deny (FACTS.md 5.4).
-SHORTHAND = {
-    None: set(),
-    "read": {"read-job", "list-jobs"},
-    "write": {"read-job", "list-jobs", "alloc-exec", "alloc-lifecycle", "submit-job"},
-    "scale": {"read-job"},
-    "deny": {"deny"},
-}
-
-Rule = tuple[str, str | None, list[str]]
 
 concrete_names = st.text(alphabet="ab-", min_size=1, max_size=4)
 rule_names = st.text(alphabet="ab-*", min_size=1, max_size=4)
-rules = st.tuples(rule_names, st.sampled_from(list(SHORTHAND)), st.lists(st.sampled_from(CAPS), max_size=3))
+rules = st.tuples(rule_names, st.sampled_from(list(SHORTHANDS)), st.lists(st.sampled_from(CAPS), max_size=3))
 policies = st.lists(st.lists(rules, min_size=1, max_size=4), max_size=4)
 
 
@@ -59,36 +49,9 @@ def render_json(policy: list[Rule]) -> str:
     return json.dumps({"namespace": entries})
 
 
-def model_tables(policy_set: list[list[Rule]]) -> dict[str, set[str]]:
-    merged: dict[str, set[str]] = {}
-    for policy in policy_set:
-        for name, shorthand, caps in policy:
-            granted = set(caps) | SHORTHAND[shorthand]
-            current = merged.setdefault(name, set())
-            if "deny" in current or "deny" in granted:
-                merged[name] = {"deny"}
-            else:
-                current |= granted
-    return merged
-
-
-def model_lookup(merged: dict[str, set[str]], namespace: str) -> set[str] | None:
-    if namespace in merged:
-        return merged[namespace]
-    candidates = [
-        (len(namespace) - len(pattern) + pattern.count("*"), pattern)
-        for pattern in merged
-        if "*" in pattern and fnmatch.fnmatchcase(namespace, pattern)
-    ]
-    if not candidates:
-        return None
-    best = min(diff for diff, _ in candidates)
-    return merged[max(p for diff, p in candidates if diff == best)]
-
-
 def model_allowed(policy_set: list[list[Rule]], capability: str, existing: list[str]) -> set[str]:
-    merged = model_tables(policy_set)
-    return {ns for ns in existing if capability in (model_lookup(merged, ns) or set())}
+    merged = merged_rules(policy_set)
+    return {ns for ns in existing if capability in (governing_caps(merged, ns) or set())}
 
 
 @settings(max_examples=300, deadline=None)
@@ -108,7 +71,7 @@ def test_allowed_namespaces_matches_model(
 @given(policy_set=policies, capability=st.sampled_from(QUERY_CAPS))
 def test_all_namespaces_sentinel_matches_model(policy_set: list[list[Rule]], capability: str) -> None:
     acl = ACL.from_policies(parse_policy(render_hcl(p)) for p in policy_set)
-    merged = model_tables(policy_set)
+    merged = merged_rules(policy_set)
     assert acl.allow_namespace_op("*", capability) == any(capability in caps for caps in merged.values())
 
 

@@ -10,7 +10,6 @@ the token may not read answers byte-for-byte what a missing allocation answers.
 
 from __future__ import annotations
 
-import fnmatch
 import itertools
 import uuid
 from collections.abc import AsyncIterator
@@ -23,19 +22,12 @@ import trio
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests.acl_fixtures import ACLAgent, as_token, open_acl_agent
+from tests.acl_model import SHORTHANDS, Rule, governing_caps, merged_rules
 
 NAMESPACES = ["default", "a", "b", "prod-1", "prod-2", "x"]
 RULE_NAMES = [*NAMESPACES, "*", "prod-*", "a*", "*-1", "p*", "nosuch"]
-SHORTHANDS: dict[str | None, set[str]] = {
-    None: set(),
-    "read": {"read-job", "list-jobs"},
-    "write": {"read-job", "list-jobs", "alloc-lifecycle", "submit-job"},
-    "scale": {"read-job"},
-    "deny": {"deny"},
-}
 CAPS = ["read-job", "list-jobs", "alloc-lifecycle", "submit-job", "deny"]
 
-Rule = tuple[str, str | None, tuple[str, ...]]
 rules = st.tuples(st.sampled_from(RULE_NAMES), st.sampled_from(list(SHORTHANDS)), st.lists(st.sampled_from(CAPS), max_size=3).map(tuple))
 policy_sets = st.lists(st.lists(rules, min_size=1, max_size=3), min_size=1, max_size=3)
 
@@ -48,33 +40,6 @@ def render(policy: list[Rule]) -> str:
             attrs.append("capabilities = [" + ", ".join(f'"{c}"' for c in caps) + "]")
         blocks.append(f'namespace "{name}" {{\n  ' + "\n  ".join(attrs) + "\n}")
     return "\n".join(blocks)
-
-
-def model_merged(policy_set: list[list[Rule]]) -> dict[str, set[str]]:
-    """Per rule name: the union of capabilities over all policies; deny anywhere wins."""
-    merged: dict[str, set[str]] = {}
-    for policy in policy_set:
-        for name, shorthand, caps in policy:
-            granted = set(caps) | SHORTHANDS[shorthand]
-            current = merged.setdefault(name, set())
-            if "deny" in current or "deny" in granted:
-                merged[name] = {"deny"}
-            else:
-                current |= granted
-    return merged
-
-
-def model_caps(merged: dict[str, set[str]], namespace: str) -> set[str]:
-    """Exact name first; else the matching glob with the smallest difference (ties: greatest pattern)."""
-    if namespace in merged:
-        return merged[namespace]
-    matches = [
-        (len(namespace) - len(p) + p.count("*"), p) for p in merged if "*" in p and fnmatch.fnmatchcase(namespace, p)
-    ]
-    if not matches:
-        return set()
-    best = min(d for d, _ in matches)
-    return merged[max(p for d, p in matches if d == best)]
 
 
 @dataclass
@@ -127,8 +92,8 @@ async def test_visibility_matches_reference_model(world: World) -> None:
 
 async def check_example(world: World, policy_set: list[list[Rule]], anonymous: bool) -> None:
     headers, governing = await caller_for(world, policy_set, anonymous)
-    merged = model_merged(governing)
-    readable = {ns for ns in NAMESPACES if "read-job" in model_caps(merged, ns)}
+    merged = merged_rules(governing)
+    readable = {ns for ns in NAMESPACES if "read-job" in (governing_caps(merged, ns) or set())}
     any_read = any("read-job" in caps for caps in merged.values())
     c = world.client
 
@@ -157,6 +122,6 @@ async def check_example(world: World, policy_set: list[list[Rule]], anonymous: b
             continue
         assert (r.status_code, r.text) == (missing.status_code, missing.text) == (404, "alloc not found")
         assert r.headers["X-Nomad-Index"] == missing.headers["X-Nomad-Index"]
-        if "alloc-lifecycle" not in model_caps(merged, ns):
+        if "alloc-lifecycle" not in (governing_caps(merged, ns) or set()):
             s = await c.post(f"/v1/client/allocation/{alloc_id}/signal", json={"Signal": "SIGHUP"}, headers=headers)
             assert (s.status_code, s.text.replace(alloc_id, ghost)) == (missing_signal.status_code, missing_signal.text)
