@@ -21,6 +21,7 @@ from allocsvc.http.allocs import alloc_routes, fast_read_path
 from allocsvc.http.client_allocs import client_alloc_routes
 from allocsvc.http.events_stream import event_stream_routes
 from allocsvc.http.exec import exec_routes
+from allocsvc.http.fast_writes import fast_write_path
 from allocsvc.http.jobs import job_routes
 from allocsvc.http.responses import error_response, maybe_gzip
 from allocsvc.http.ui import ui_routes
@@ -53,6 +54,7 @@ def create_app(service: Service) -> QuartTrio:
     for factory in ROUTES:
         app.register_blueprint(factory(service))
     app.asgi_app = fast_read_path(service, app.asgi_app)  # type: ignore[method-assign,assignment]
+    app.asgi_app = fast_write_path(service, app.asgi_app)  # type: ignore[method-assign,assignment]
 
     @app.errorhandler(AllocsvcError)
     async def allocsvc_error(exc: AllocsvcError) -> Response:

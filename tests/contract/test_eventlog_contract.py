@@ -13,7 +13,7 @@ from allocsvc.domain import events as ev
 from allocsvc.errors import VersionConflictError
 from allocsvc.store.log import EventLog, StreamWrite
 from allocsvc.store.memory import MemoryEventLog
-from allocsvc.store.sqlite import open_sqlite_log
+from allocsvc.store.sqlite import INLINE_COMMIT_BUDGET, open_sqlite_log
 
 
 @asynccontextmanager
@@ -118,3 +118,31 @@ async def test_sqlite_reopen_keeps_versions(tmp_path: Path) -> None:
         assert log.stream_version("alloc/a") == 2
         with pytest.raises(VersionConflictError):
             await log.append([StreamWrite("alloc/a", 1, _task_events(1))], time=1)
+
+
+async def test_sqlite_lone_append_on_a_fast_disk_commits_on_the_loop_thread(tmp_path: Path) -> None:
+    async with open_sqlite_log(tmp_path / "log.db") as log:
+        log.commit_seconds = 0.0
+        await log.append([StreamWrite("alloc/a", 0, _task_events(1))], time=1)
+        assert (log.commits, log.inline_commits) == (1, 1)
+        assert log.commit_seconds > 0.0
+
+
+async def test_sqlite_slow_disk_and_company_go_to_the_writer_thread(tmp_path: Path) -> None:
+    async with open_sqlite_log(tmp_path / "log.db") as log:
+        log.commit_seconds = INLINE_COMMIT_BUDGET * 10  # a disk measured as slow
+        await log.append([StreamWrite("alloc/a", 0, _task_events(1))], time=1)
+        assert (log.commits, log.inline_commits) == (1, 0)
+        assert log.commit_seconds < INLINE_COMMIT_BUDGET * 10  # the threaded commit was measured too
+
+        log.commit_seconds = 0.0
+
+        async def one(i: int) -> None:
+            await log.append([StreamWrite(f"alloc/{i}", 0, _task_events(1))], time=1)
+
+        async with trio.open_nursery() as nursery:  # appenders sharing a batch keep the loop free
+            for i in range(64):
+                nursery.start_soon(one, i)
+        assert log.last_index == 65
+        assert log.inline_commits < log.commits - 1
+        assert [r.index for r in log.iter_records()] == list(range(1, 66))
