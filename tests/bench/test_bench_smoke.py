@@ -44,6 +44,26 @@ def test_bench_suite_smoke_writes_report_rows_with_ratios(tmp_path: Path) -> Non
     assert report["meta"]["errors"] == {}
 
 
+def test_bench_suite_smoke_lifecycle_rows_time_real_writes(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_suite.py"), "--smoke", "--only", "lifecycle", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    rows = {row["key"]: row for row in report["rows"]}
+    assert set(rows) == {"lifecycle_signal", "lifecycle_restart", "lifecycle_stop"}
+    for row in rows.values():
+        assert row["median"] > row["ceiling_median"] > 0
+        assert "statuses {'200': 5}" in row["notes"]
+    assert "its commits 50 ms apart too" in rows["lifecycle_stop"]["notes"]
+    assert report["meta"]["errors"] == {}
+
+
 class _Alloc(msgspec.Struct):
     ID: str
     CreateIndex: int
