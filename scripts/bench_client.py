@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 import h11
 
 
-class Connection:
-    """One blocking keep-alive HTTP/1.1 connection."""
+class _Socket:
+    """A blocking TCP connection to a loopback port, with Nagle off; reconnects on demand."""
 
     def __init__(self, host: str, port: int) -> None:
         assert host == "127.0.0.1", "loopback only"
@@ -36,6 +36,16 @@ class Connection:
     def _connect(self) -> None:
         self.sock = socket.create_connection((self.host, self.port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Connection(_Socket):
+    """One blocking keep-alive HTTP/1.1 connection."""
+
+    def _connect(self) -> None:
+        super()._connect()
         self.conn = h11.Connection(h11.CLIENT)
 
     def request(self, method: str, target: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
@@ -69,27 +79,14 @@ class Connection:
             self.conn.start_next_cycle()
         return status, response_headers, b"".join(chunks)
 
-    def close(self) -> None:
-        self.sock.close()
 
-
-class RawConnection:
+class RawConnection(_Socket):
     """A keep-alive connection that sends pre-built requests and reads answers with no HTTP library.
 
     For latency rows: the timed span is one ``sendall`` and the reads until ``Content-Length``
     bytes of body are in (every allocsvc answer carries it), so the client's own parsing adds
     next to nothing to what is measured. Reconnects when the server says ``connection: close``.
     """
-
-    def __init__(self, host: str, port: int) -> None:
-        assert host == "127.0.0.1", "loopback only"
-        self.host = host
-        self.port = port
-        self._connect()
-
-    def _connect(self) -> None:
-        self.sock = socket.create_connection((self.host, self.port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def prepare(self, method: str, target: str, body: bytes) -> bytes:
         head = f"{method} {target} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -110,9 +107,6 @@ class RawConnection:
             self.sock.close()
             self._connect()
         return int(lines[0].split()[1]), head
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def _split(url: str) -> tuple[str, int, str]:

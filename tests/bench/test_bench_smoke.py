@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import trio
@@ -22,17 +23,22 @@ from allocsvc.views.watch import WatchHub
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_bench_suite_smoke_writes_report_rows_with_ratios(tmp_path: Path) -> None:
-    out = tmp_path / "bench"
+def _smoke(out: Path, only: str) -> dict[str, Any]:
+    """Run ``scripts/bench_suite.py --smoke --only ONLY`` and return its JSON report."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_suite.py"), "--smoke", "--only", "append,replay", "--out", str(out)],
+        [sys.executable, str(ROOT / "scripts" / "bench_suite.py"), "--smoke", "--only", only, "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads((out / "report.json").read_text())
+    return json.loads((out / "report.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_bench_suite_smoke_writes_report_rows_with_ratios(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    report = _smoke(out, "append,replay")
     rows = {row["key"]: row for row in report["rows"]}
     assert set(rows) == {"append", "replay"}
     for row in rows.values():
@@ -45,16 +51,7 @@ def test_bench_suite_smoke_writes_report_rows_with_ratios(tmp_path: Path) -> Non
 
 
 def test_bench_suite_smoke_lifecycle_rows_time_real_writes(tmp_path: Path) -> None:
-    out = tmp_path / "bench"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench_suite.py"), "--smoke", "--only", "lifecycle", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    report = json.loads((out / "report.json").read_text())
+    report = _smoke(tmp_path / "bench", "lifecycle")
     rows = {row["key"]: row for row in report["rows"]}
     assert set(rows) == {"lifecycle_signal", "lifecycle_restart", "lifecycle_stop"}
     for row in rows.values():
