@@ -48,7 +48,7 @@ class Supervisor:
         self._closing = False
         self._slots: dict[AllocActor, float] = {}  # start-slot holders -> when the slot expires
         self._queued: deque[AllocActor] = deque()  # placed, waiting for a start slot
-        self._expiring = False
+        self._expiring: trio.CancelScope | None = None
 
     def spawn(self, alloc_id: str, *, restoring: bool = False) -> AllocActor:
         """Activate (creating if needed) the actor of an allocation, and return it."""
@@ -78,18 +78,21 @@ class Supervisor:
             if actor.started or actor.active or self.actors.get(actor.alloc_id) is not actor:
                 continue  # an ask got there first
             self._slots[actor] = trio.current_time() + START_SLOT_HOLD
-            if not self._expiring:
-                self._expiring = True
-                self._nursery.start_soon(self._expire_slots)
+            if self._expiring is None:
+                self._expiring = trio.CancelScope()
+                self._nursery.start_soon(self._expire_slots, self._expiring)
             self._activate(actor)
 
     def _release(self, actor: AllocActor) -> None:
         if self._slots.pop(actor, None) is not None:
             self._admit()
+            if not self._slots and self._expiring is not None:
+                self._expiring.cancel()
+                self._expiring = None
 
-    async def _expire_slots(self) -> None:
+    async def _expire_slots(self, scope: trio.CancelScope) -> None:
         """Take back slots held past ``START_SLOT_HOLD`` (deadlines are in insertion order)."""
-        try:
+        with scope:
             while self._slots:
                 await trio.sleep_until(next(iter(self._slots.values())))
                 now = trio.current_time()
@@ -101,8 +104,8 @@ class Supervisor:
                 for actor in expired:
                     del self._slots[actor]
                 self._admit()
-        finally:
-            self._expiring = False
+        if self._expiring is scope:
+            self._expiring = None
 
     def queued(self) -> int:
         """Placed allocations waiting for a start slot."""
