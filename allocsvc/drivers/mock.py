@@ -24,6 +24,8 @@ from allocsvc.drivers.base import ExitResult, TaskLaunch
 from allocsvc.errors import DriverError
 from allocsvc.gocompat import SECOND, GoSyntaxError, parse_duration
 
+_Listener = Callable[[ExitResult], None]
+
 SIGNALS = {"SIGINT": 2, "SIGKILL": 9, "SIGTERM": 15, "SIGHUP": 1, "SIGUSR1": 10, "SIGUSR2": 12, "SIGQUIT": 3}
 
 
@@ -48,7 +50,7 @@ class MockHandle:
         self._config = config
         self._result: ExitResult | None = None
         self._event: trio.Event | None = None  # only while somebody awaits ``wait``
-        self._listeners: list[Callable[[ExitResult], None]] | None = None
+        self._listeners: _Listener | list[_Listener] | None = None  # usually one: no list
         self._signals: list[str] | None = None
 
     @property
@@ -89,8 +91,11 @@ class MockHandle:
         if self._event is not None:
             self._event.set()
         listeners, self._listeners = self._listeners, None
-        for listener in listeners or ():
-            listener(result)
+        if isinstance(listeners, list):
+            for listener in listeners:
+                listener(result)
+        elif listeners is not None:
+            listeners(result)
 
     @property
     def exited(self) -> bool:
@@ -100,9 +105,11 @@ class MockHandle:
         if self._result is not None:
             listener(self._result)
         elif self._listeners is None:
-            self._listeners = [listener]
-        else:
+            self._listeners = listener
+        elif isinstance(self._listeners, list):
             self._listeners.append(listener)
+        else:
+            self._listeners = [self._listeners, listener]
 
     async def wait(self) -> ExitResult:
         if self._result is None:
