@@ -111,7 +111,7 @@ async def open_service(
             scheduler = Scheduler(runtime, supervisor)
             for alloc_id, agg in model.state.allocs.items():
                 if not is_terminal_client_status(agg.alloc.ClientStatus):
-                    supervisor.spawn(alloc_id, restoring=restored)
+                    supervisor.place(alloc_id, restoring=restored)
             nursery.start_soon(supervisor.run_passivation)
             snapshotter: Snapshotter | None = None
             if snapshots is not None and config.snapshot_every >= 0:

@@ -1,4 +1,4 @@
-"""The allocation actor: a trio task with a bounded mailbox that owns one allocation's stream.
+"""The allocation actor: owns one allocation's stream; a trio task only while it has work.
 
 Owns ``AllocActor``. Commands are processed one at a time in arrival order: ``decide`` on the
 current state, append the events (durably), reply, then carry out the effects — spawn or
@@ -6,12 +6,20 @@ restart task runners, kill tasks, deliver signals, and run the stop evaluation. 
 restart's effects wait up to ``EFFECT_DEFERRAL`` (or until the next command arrives) so the HTTP
 response goes out first; they always run before the next command is decided. The actor never
 awaits its task runners, so their reports can always be processed.
+
+An actor is *active* (a trio task, a bounded mailbox and a nursery for its runners and effects)
+only while it has something to do. When its mailbox is empty, no effect is deferred and no child
+task is left — every task is either dead or running with its runner parked on the driver
+handle — it *passivates*: the mailbox closes and the task ends, leaving this small object. An
+ask (through the supervisor) or a parked runner's exit (``resume_runner``) activates it again,
+so commands stay serialised per allocation and driver reports always reach it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 import msgspec
 import outcome
@@ -24,14 +32,13 @@ from allocsvc.domain import commands as cmd, events as ev
 from allocsvc.domain.jobs import find_group, find_task
 from allocsvc.domain.lifecycle import AllocAggregate, decide, is_alloc_terminal, signal_failures
 from allocsvc.domain.model import DesiredStatus, Evaluation, TaskStatus, is_terminal_client_status
-from allocsvc.errors import DriverError, LifecycleError, NotFoundError
+from allocsvc.drivers.base import ExitResult
+from allocsvc.errors import ActorStoppedError, DriverError, LifecycleError, NotFoundError
 from allocsvc.store.log import StreamWrite
 
 logger = logging.getLogger("allocsvc.actor")
 
 STOP_DESCRIPTION = "alloc is being migrated"
-
-Spawn = Callable[[str], None]
 
 EFFECT_DEFERRAL = 0.002
 """How long a user stop's or restart's effects wait (unless another command arrives first), so
@@ -39,20 +46,58 @@ the waiting HTTP handler can write its response before the kill and stop-eval wo
 
 DEFERRED_EFFECTS = (cmd.StopAlloc, cmd.RestartTask)
 
+_STOPPED = trio.Event()
+_STOPPED.set()
+"""What ``stopped`` is while an actor is passive (one shared, already-set event)."""
+
+
+class ActorHost(Protocol):
+    """What an actor needs from its supervisor."""
+
+    def place(self, alloc_id: str) -> None:
+        """Start the actor of a newly placed allocation (a replacement)."""
+        ...
+
+    def wake(self, actor: AllocActor) -> None:
+        """Activate a passive actor (a parked runner's task exited); no-op when shutting down."""
+        ...
+
 
 class AllocActor:
     """Serialises every change to one allocation."""
 
-    def __init__(self, alloc_id: str, rt: Runtime, spawn: Spawn, *, restoring: bool = False) -> None:
+    __slots__ = (
+        "_busy",
+        "_deferred",
+        "_host",
+        "_mailbox",
+        "_nursery",
+        "_pending",
+        "_restoring",
+        "_started",
+        "alloc_id",
+        "discarded",
+        "rt",
+        "runners",
+        "stopped",
+    )
+
+    def __init__(self, alloc_id: str, rt: Runtime, host: ActorHost, *, restoring: bool = False) -> None:
         self.alloc_id = alloc_id
         self.rt = rt
-        self._spawn = spawn
+        self._host = host
         self._restoring = restoring
-        self.mailbox: Mailbox[cmd.AnyCommand, list[ev.Recorded]] = Mailbox(rt.mailbox_size)
+        self._started = False  # the first activation starts (or restores) the runners
+        self._mailbox: Mailbox[cmd.AnyCommand, list[ev.Recorded]] | None = None  # None while passive
         self.runners: dict[str, TaskRunner] = {}
         self._nursery: trio.Nursery | None = None
-        self.stopped = trio.Event()
+        self.stopped = _STOPPED
+        """Set when the current (or last) activation has ended."""
         self._deferred: list[ev.Recorded] | None = None
+        self._busy = 0  # live child tasks: runners at work and effects
+        self._pending: list[tuple[TaskRunner, ExitResult]] | None = None  # exits to resume on activation
+        self.discarded = False
+        """Crashed and replaced: its runners' late exits are ignored."""
 
     @property
     def state(self) -> AllocAggregate:
@@ -62,24 +107,118 @@ class AllocActor:
             raise NotFoundError(f'Unknown allocation "{self.alloc_id}"')
         return state
 
+    @property
+    def mailbox(self) -> Mailbox[cmd.AnyCommand, list[ev.Recorded]]:
+        """The mailbox of the current activation (only while active)."""
+        if self._mailbox is None:
+            raise ActorStoppedError("allocation actor is not running")
+        return self._mailbox
+
+    @property
+    def started(self) -> bool:
+        """Has been activated at least once (its runners were started or restored)."""
+        return self._started
+
+    @property
+    def active(self) -> bool:
+        """Has a mailbox (and a trio task, or one about to start)."""
+        return self._mailbox is not None
+
     async def ask(self, command: cmd.AnyCommand) -> list[ev.Recorded]:
         """Send a command; return its committed records or raise its error."""
-        return await self.mailbox.ask(command)
+        mailbox = self._mailbox
+        if mailbox is None:
+            raise ActorStoppedError("allocation actor is not running")
+        return await mailbox.ask(command)
+
+    # --- activation -----------------------------------------------------------------------------
+
+    def activate(self) -> None:
+        """Give a passive actor a fresh mailbox; the supervisor then runs ``run``."""
+        assert self._mailbox is None
+        self._mailbox = Mailbox(self.rt.mailbox_size, self._idle)
+        self.stopped = trio.Event()
+
+    def _idle(self) -> bool:
+        """Called when the mailbox is empty: passivate if nothing else is in flight."""
+        if self._busy or self._deferred is not None or self._pending:
+            return False
+        self._passivate()
+        return True
+
+    def _passivate(self) -> None:
+        mailbox = self._mailbox
+        self._mailbox = None
+        self._nursery = None
+        if mailbox is not None:
+            mailbox.send.close()
+
+    def passivate_if_idle(self) -> bool:
+        """Passivate now if the actor waits for work with nothing in flight."""
+        mailbox = self._mailbox
+        if mailbox is None or not mailbox.receive.waiting or not mailbox.receive.empty():
+            return False
+        return self._idle()
+
+    def disposable(self) -> bool:
+        """Passive with nothing left to resume: finished allocation, no parked or working runner."""
+        if self._mailbox is not None or self._pending or not all(r.finished for r in self.runners.values()):
+            return False
+        state = self.rt.model.alloc(self.alloc_id)
+        return state is None or is_terminal_client_status(state.alloc.ClientStatus)
+
+    def resume_runner(self, runner: TaskRunner, result: ExitResult) -> None:
+        """A parked runner's task exited: run ``runner.resume`` as a child, activating if passive."""
+        if self.discarded or self.runners.get(runner.task) is not runner:
+            return
+        if self._nursery is not None:
+            self._start_child(runner.resume, result)
+            return
+        if self._pending is None:
+            self._pending = []
+        self._pending.append((runner, result))
+        if self._mailbox is None:
+            self._host.wake(self)
+
+    def _start_child(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        assert self._nursery is not None
+        self._busy += 1
+        self._nursery.start_soon(self._child, fn, *args, name=fn)
+
+    async def _child(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        try:
+            await fn(*args)
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self.passivate_if_idle()
 
     # --- main loop ------------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Process the mailbox until passivated or cancelled; fail queued asks on the way out."""
+        mailbox, stopped = self._mailbox, self.stopped
+        assert mailbox is not None
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 task_status.started()
-                self._start_runners()
+                if not self._started:
+                    self._started = True
+                    self._start_runners()
+                pending, self._pending = self._pending, None
+                for runner, result in pending or ():
+                    self._start_child(runner.resume, result)
                 await self._serve()
                 nursery.cancel_scope.cancel()
         finally:
-            self.mailbox.close()
-            self.stopped.set()
+            mailbox.close()
+            if self._mailbox is mailbox:  # ended without passivating (shutdown or crash)
+                self._mailbox = None
+                self._nursery = None
+            if self._mailbox is None:
+                self.stopped = _STOPPED
+            stopped.set()
 
     async def _serve(self) -> None:
         """Process commands one at a time; a deferred command's effects run before the next one."""
@@ -104,14 +243,13 @@ class AllocActor:
 
     def can_passivate(self) -> bool:
         """Idle and finished: no live runners, a terminal allocation and nothing queued."""
-        if self.mailbox.statistics().queued or self._deferred is not None:
+        if (self._mailbox is not None and self._mailbox.statistics().queued) or self._deferred is not None:
             return False
         state = self.state
-        idle = all(r.done.is_set() for r in self.runners.values())
+        idle = not self._busy and all(r.finished for r in self.runners.values())
         return idle and is_alloc_terminal(state.alloc) and is_terminal_client_status(state.alloc.ClientStatus)
 
     def _start_runners(self) -> None:
-        assert self._nursery is not None
         state = self.state
         if state.alloc.DesiredStatus != DesiredStatus.RUN:
             self._resume_kills(state)
@@ -122,7 +260,7 @@ class AllocActor:
             if (state.alloc.TaskStates or {})[task].State == TaskStatus.DEAD:
                 continue
             if state.runtime[task].kill_requested:  # the agent stopped mid-kill: finish it
-                self._nursery.start_soon(self._kill_task, task, "", "")
+                self._start_child(self._kill_task, task, "", "")
             else:
                 self._start_runner(task, "restore" if self._restoring else "fresh")
 
@@ -131,10 +269,9 @@ class AllocActor:
         self._kill_all(reason="", sibling="")
 
     def _start_runner(self, task: str, mode: str) -> None:
-        assert self._nursery is not None
-        runner = TaskRunner(self.alloc_id, task, self.rt, self.ask)
+        runner = TaskRunner(self.alloc_id, task, self.rt, self)
         self.runners[task] = runner
-        self._nursery.start_soon(runner.run, mode)
+        self._start_child(runner.run, mode)
 
     # --- one command ----------------------------------------------------------------------------
 
@@ -237,7 +374,6 @@ class AllocActor:
     # --- effects --------------------------------------------------------------------------------
 
     async def _react(self, records: Sequence[ev.Recorded]) -> None:
-        assert self._nursery is not None
         for recorded in records:
             event = recorded.event
             match event:
@@ -248,10 +384,10 @@ class AllocActor:
                 case ev.TaskRestartSignaled(task=task):
                     runner = self.runners.get(task)
                     if runner is not None and runner.handle is not None:
-                        self._nursery.start_soon(self._restart_kill, runner)
+                        self._start_child(self._restart_kill, runner)
                 case ev.TaskRestarting(task=task):
                     runner = self.runners.get(task)
-                    if runner is None or runner.done.is_set():
+                    if runner is None or runner.finished:
                         self._start_runner(task, "rerun")
                 case ev.TaskNotRestarting(task=task):
                     if self.state.alloc.DesiredStatus == DesiredStatus.RUN:
@@ -306,17 +442,16 @@ class AllocActor:
         writes.append(StreamWrite(ev.eval_stream(eval_id), version, [ev.EvalStatusChanged(eval_id=eval_id, status="complete")]))
         records = await self.rt.log.append(writes, time=now)
         if replace:
-            self._spawn(new_id)
+            self._host.place(new_id)
         await self._react([r for r in records if r.stream == ev.alloc_stream(self.alloc_id)])
 
     def _kill_all(self, *, reason: str, sibling: str) -> None:
-        assert self._nursery is not None
         state = self.state
         for task in state.tasks:
             if task == sibling:
                 continue
             if (state.alloc.TaskStates or {})[task].State != TaskStatus.DEAD:
-                self._nursery.start_soon(self._kill_task, task, reason, sibling)
+                self._start_child(self._kill_task, task, reason, sibling)
 
     async def _kill_task(self, task_name: str, reason: str, sibling: str) -> None:
         """Nomad's kill sequence: Killing, shutdown delay, signal + timeout, then the exit report."""
@@ -356,7 +491,7 @@ class AllocActor:
             await handle.kill(task.kill_signal or "SIGINT", task.kill_timeout / 1e9)
         elif runner is None and (self.state.alloc.TaskStates or {})[task_name].State == TaskStatus.RUNNING:
             # restored after an agent restart: kill what the earlier agent left, report the exit
-            await TaskRunner(self.alloc_id, task_name, self.rt, self.ask).recover_leftovers()
+            await TaskRunner(self.alloc_id, task_name, self.rt, self).recover_leftovers()
             policy = group.restart_policy
             assert policy is not None
             await self.ask(cmd.ReportTaskExited(task=task_name, exit_code=0, policy=policy, restart_on_success=False))

@@ -2,11 +2,14 @@
 
 Owns ``Envelope`` (a command plus a one-shot reply slot) and ``Mailbox``. ``ask`` returns the
 actor's real result or raises its real error (not wrapped in an ExceptionGroup); when an actor
-stops, queued asks fail with ``ActorStoppedError``.
+stops, queued asks fail with ``ActorStoppedError``. A mailbox may have an ``on_idle`` hook: when
+the actor asks for the next envelope and none is queued, the hook may passivate the actor (it
+closes the send side), and the receive ends with ``EndOfChannel`` instead of waiting.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import msgspec
@@ -51,12 +54,46 @@ class MailboxStatistics(msgspec.Struct, frozen=True):
     capacity: int
 
 
+class Receiver(Generic[C, R]):
+    """The actor's end of a mailbox; knows whether the actor is waiting for work."""
+
+    __slots__ = ("_channel", "_on_idle", "waiting")
+
+    def __init__(self, channel: trio.MemoryReceiveChannel[Envelope[C, R]], on_idle: Callable[[], bool] | None) -> None:
+        self._channel = channel
+        self._on_idle = on_idle
+        self.waiting = False
+        """The actor is blocked in ``receive`` with nothing queued."""
+
+    def empty(self) -> bool:
+        """Nothing queued and no sender waiting for room."""
+        stats = self._channel.statistics()
+        return stats.current_buffer_used == 0 and stats.tasks_waiting_send == 0
+
+    async def receive(self) -> Envelope[C, R]:
+        """The next envelope; ``EndOfChannel`` once closed and drained, or when ``on_idle`` passivated."""
+        if self._on_idle is not None and self.empty() and self._on_idle():
+            raise trio.EndOfChannel
+        self.waiting = True
+        try:
+            return await self._channel.receive()
+        finally:
+            self.waiting = False
+
+    def receive_nowait(self) -> Envelope[C, R]:
+        """The next queued envelope, or ``trio.WouldBlock``."""
+        return self._channel.receive_nowait()
+
+
 class Mailbox(Generic[C, R]):
     """A bounded FIFO of envelopes, processed one at a time in arrival order."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    __slots__ = ("capacity", "receive", "send")
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, on_idle: Callable[[], bool] | None = None) -> None:
         self.capacity = capacity
-        self.send, self.receive = trio.open_memory_channel[Envelope[C, R]](capacity)
+        self.send, channel = trio.open_memory_channel[Envelope[C, R]](capacity)
+        self.receive = Receiver(channel, on_idle)
 
     async def ask(self, command: C) -> R:
         """Send a command and wait for its answer."""

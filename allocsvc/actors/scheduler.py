@@ -74,6 +74,9 @@ class Scheduler:
             ]
             placed: list[str] = []
             for group in job.task_groups or []:
+                # one (immutable) resources dict and tasks tuple shared by the group's placements
+                resources = allocated_resources(group)
+                tasks = tuple(t.name for t in group.tasks or [])
                 for i in range(group.count):
                     alloc_id = self.rt.new_id()
                     placed.append(alloc_id)
@@ -92,8 +95,8 @@ class Scheduler:
                                     job_id=job.id,
                                     job_version=version,
                                     task_group=group.name,
-                                    tasks=tuple(t.name for t in group.tasks or []),
-                                    allocated_resources=allocated_resources(group),
+                                    tasks=tasks,
+                                    allocated_resources=resources,
                                 )
                             ],
                         )
@@ -101,7 +104,7 @@ class Scheduler:
             old = [a.alloc.ID for a in model.allocs_of_job(job.namespace, job.id) if a.alloc.DesiredStatus == DesiredStatus.RUN]
             records = await self.rt.log.append(writes, time=now)
             for alloc_id in placed:
-                self.supervisor.spawn(alloc_id)
+                self.supervisor.place(alloc_id)
             await self._stop_allocs(old, UPDATE_DESCRIPTION)
             by_stream = {r.stream: r for r in records}
             job_index = by_stream[job_key].index

@@ -3,13 +3,18 @@
 Owns ``TaskRunner``. It drives its driver handle and reports every step to its allocation
 actor with ``ask``; the actor decides the events. Killing and user restarts are done by the
 actor's effect tasks through ``handle``/``cancel_delay``.
+
+A runner only has a trio task while it works (starting, reporting, waiting out a restart delay),
+always as a child of its actor. While its task runs it is *parked*: no trio task, just a listener
+on the handle (``on_exit``); the exit asks the actor to resume the runner (``resume_runner``),
+which re-activates a passivated actor, and the resumed runner reports the exit and goes on.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import trio
 
@@ -17,7 +22,7 @@ from allocsvc.domain import commands as cmd, events as ev
 from allocsvc.domain.jobs import find_group, find_task, task_restart_policy
 from allocsvc.domain.model import RestartPolicy, Task, TaskGroup, TaskStatus
 from allocsvc.domain.restarts import restarts_on_success
-from allocsvc.drivers.base import TaskHandle, TaskLaunch
+from allocsvc.drivers.base import ExitResult, TaskHandle, TaskLaunch
 from allocsvc.drivers.taskdir import build_task_dirs, task_dirs, task_env
 from allocsvc.errors import AllocsvcError, DriverError
 
@@ -27,7 +32,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("allocsvc.task")
 
-Ask = Callable[[cmd.AnyCommand], Awaitable[list[ev.Recorded]]]
+
+class RunnerOwner(Protocol):
+    """What a runner needs from its allocation actor."""
+
+    def ask(self, command: cmd.AnyCommand) -> Awaitable[list[ev.Recorded]]:
+        """Send a command; its committed records or its error."""
+        ...
+
+    def resume_runner(self, runner: TaskRunner, result: ExitResult) -> None:
+        """A parked runner's task exited: run ``runner.resume(result)`` as the actor's child."""
+        ...
 
 
 class _Policy(NamedTuple):
@@ -39,14 +54,22 @@ class _Policy(NamedTuple):
 class TaskRunner:
     """Runs one task of one allocation until it is dead."""
 
-    def __init__(self, alloc_id: str, task: str, rt: Runtime, ask: Ask) -> None:
+    __slots__ = ("_delay_scope", "_owner", "alloc_id", "finished", "handle", "parked", "rt", "task")
+
+    def __init__(self, alloc_id: str, task: str, rt: Runtime, owner: RunnerOwner) -> None:
         self.alloc_id = alloc_id
         self.task = task
         self.rt = rt
-        self._ask = ask
+        self._owner = owner
         self.handle: TaskHandle | None = None
         self._delay_scope: trio.CancelScope | None = None
-        self.done = trio.Event()
+        self.parked = False
+        """The task runs and the runner waits for its exit without a trio task."""
+        self.finished = False
+        """The task is dead for good (or the runner gave up); nothing more will happen here."""
+
+    async def _ask(self, command: cmd.AnyCommand) -> list[ev.Recorded]:
+        return await self._owner.ask(command)
 
     # --- spec lookups ---------------------------------------------------------------------------
 
@@ -123,13 +146,29 @@ class TaskRunner:
     # --- the loop -------------------------------------------------------------------------------
 
     async def run(self, mode: str) -> None:
-        """Run until the task is dead. ``mode``: ``fresh``, ``restore`` or ``rerun``."""
+        """Run until the task is dead or parked. ``mode``: ``fresh``, ``restore`` or ``rerun``."""
         try:
             await self._run(mode)
         except AllocsvcError as exc:
             logger.info("task runner %s/%s stopped: %s", self.alloc_id, self.task, exc.message)
         finally:
-            self.done.set()
+            self.finished = not self.parked
+
+    async def resume(self, result: ExitResult) -> None:
+        """After a parked task exited: report the exit and go on (run by the actor)."""
+        try:
+            if await self._report_exit(result):
+                await self._loop()
+        except AllocsvcError as exc:
+            logger.info("task runner %s/%s stopped: %s", self.alloc_id, self.task, exc.message)
+        finally:
+            self.finished = not self.parked
+
+    def _exited(self, result: ExitResult) -> None:
+        """The handle's exit listener: the runner is no longer parked; its actor resumes it."""
+        if self.parked:
+            self.parked = False
+            self._owner.resume_runner(self, result)
 
     async def _run(self, mode: str) -> None:
         state = self._state()
@@ -151,6 +190,10 @@ class TaskRunner:
             )
             if not await self._follow(records):
                 return
+        await self._loop()
+
+    async def _loop(self) -> None:
+        """Start the task, and again after each restart decision, until it is dead or parked."""
         while True:
             if self._task_status() == TaskStatus.DEAD or self._state().runtime[self.task].kill_requested:
                 return
@@ -185,23 +228,30 @@ class TaskRunner:
                 await handle.kill(task.kill_signal or "SIGINT", task.kill_timeout / 1e9)
                 self.handle = None
                 return
-            result = await handle.wait()
-            self.handle = None
-            p = self._policy()
-            records = await self._ask(
-                cmd.ReportTaskExited(
-                    task=self.task,
-                    exit_code=result.exit_code,
-                    signal=result.signal,
-                    message=result.message,
-                    oom_killed=result.oom_killed,
-                    policy=p.policy,
-                    restart_on_success=p.restart_on_success,
-                    jitter=p.jitter,
-                )
-            )
-            if not await self._follow(records):
+            if not handle.exited:
+                self.parked = True  # no trio task while it runs: the exit listener resumes us
+                handle.on_exit(self._exited)
                 return
+            if not await self._report_exit(await handle.wait()):
+                return
+
+    async def _report_exit(self, result: ExitResult) -> bool:
+        """Report how the task exited; returns whether to start it again (after any delay)."""
+        self.handle = None
+        p = self._policy()
+        records = await self._ask(
+            cmd.ReportTaskExited(
+                task=self.task,
+                exit_code=result.exit_code,
+                signal=result.signal,
+                message=result.message,
+                oom_killed=result.oom_killed,
+                policy=p.policy,
+                restart_on_success=p.restart_on_success,
+                jitter=p.jitter,
+            )
+        )
+        return await self._follow(records)
 
     async def _follow(self, records: Sequence[ev.Recorded]) -> bool:
         """After a restart decision: wait out its delay. Returns whether to start again."""

@@ -1,13 +1,15 @@
 """The task-driver port.
 
 Owns ``TaskDriver``/``TaskHandle`` Protocols, the launch description a driver receives, and
-``ExitResult``. The task runner calls ``start`` and then only talks to the handle. ``mock`` and
+``ExitResult``. The task runner calls ``start`` and then only talks to the handle; while the task
+runs it waits through ``on_exit`` (a callback), not a trio task of its own. ``mock`` and
 ``raw_exec`` implement it; a driver declares its filesystem isolation because exec ACLs depend
 on it (``none`` needs ``alloc-node-exec``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -73,6 +75,13 @@ class TaskHandle(Protocol):
 
     async def wait(self) -> ExitResult:
         """Wait for the task to exit (may be called by several waiters)."""
+        ...
+
+    def on_exit(self, listener: Callable[[ExitResult], None]) -> None:
+        """Call ``listener`` once with the result when the task exits (at once if it has).
+
+        Called on the trio thread, synchronously, from whatever ends the task; it must not block.
+        """
         ...
 
     async def signal(self, signal: str) -> None:

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,7 @@ class RawExecHandle:
         self._record = record
         self._done = trio.Event()
         self._result = ExitResult()
+        self._listeners: list[Callable[[ExitResult], None]] = []
 
     @property
     def pid(self) -> int | None:
@@ -104,6 +106,9 @@ class RawExecHandle:
                     remove_pid_record(self._record)
                 self._result = exit_result(returncode)
                 self._done.set()
+                listeners, self._listeners = self._listeners, []
+                for listener in listeners:
+                    listener(self._result)
 
     async def _wait_exited(self) -> None:
         """Wait until the leader has exited, without reaping it (Linux pidfd), else reap it."""
@@ -124,6 +129,12 @@ class RawExecHandle:
     async def wait(self) -> ExitResult:
         await self._done.wait()
         return self._result
+
+    def on_exit(self, listener: Callable[[ExitResult], None]) -> None:
+        if self._done.is_set():
+            listener(self._result)
+        else:
+            self._listeners.append(listener)
 
     async def signal(self, signal: str) -> None:
         """Deliver a signal to the group; unknown names become SIGINT (Nomad's raw_exec)."""
