@@ -2,7 +2,7 @@
 
 Owns the client-allocation routing (Nomad's ``ClientAllocRequest``: the suffix must be exactly
 ``<id>/<action>``, anything else is 404 ``resource not found``) and the signal and restart
-handlers. Bodies are decoded as Go's ``encoding/json`` would (``gobody``). Checks run in
+handlers. Bodies are decoded as Go's ``encoding/json`` would (``gojson``). Checks run in
 Nomad's order; the allocation's actor serialises the command: a signal is delivered, then
 recorded, then answered; a restart is answered once ``Restart Signaled`` is durable and its kill
 starts right after. ``exec`` belongs to the WebSocket blueprint registered for its exact path;
@@ -22,7 +22,7 @@ from allocsvc.domain.ids import normalize_alloc_id
 from allocsvc.domain.lifecycle import AllocAggregate
 from allocsvc.errors import BadRequestError, MethodNotAllowedError, NotFoundError, PermissionDeniedError
 from allocsvc.http.auth import Authorizer, authorizer_for
-from allocsvc.http.gobody import GoField, GoJSONError, decode_go_struct
+from allocsvc.http.gojson import GoJSONError, GoType, decode_body, go_bool, go_string, go_struct
 from allocsvc.http.query import parse_list_options, request_token
 from allocsvc.http.responses import error_response, json_response
 
@@ -35,22 +35,15 @@ ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 RESOURCE_NOT_FOUND = "resource not found"
 EMPTY_BODY = "Request body is empty"
 
-SIGNAL_REQUEST = "structs.AllocSignalRequest"
-_QUERY_OPTIONS = "AllocSignalRequest.QueryOptions."
-SIGNAL_FIELDS = (
-    GoField("AllocID", "string", "AllocSignalRequest.AllocID"),
-    GoField("Task", "string", "AllocSignalRequest.Task"),
-    GoField("Signal", "string", "AllocSignalRequest.Signal"),
-    *(
-        GoField(name, "string", _QUERY_OPTIONS + name)
-        for name in ("Region", "Namespace", "Prefix", "AuthToken", "Filter", "NextToken")
-    ),
-    *(GoField(name, "bool", _QUERY_OPTIONS + name) for name in ("AllowStale", "Reverse")),
+_QUERY_OPTIONS = dict.fromkeys(("Region", "Namespace", "Prefix", "AuthToken", "Filter", "NextToken"), go_string())
+SIGNAL_REQUEST = go_struct(
+    "structs.AllocSignalRequest",
+    dict.fromkeys(("AllocID", "Task", "Signal"), go_string()),
+    embedded={"QueryOptions": _QUERY_OPTIONS | dict.fromkeys(("AllowStale", "Reverse"), go_bool())},
 )
 """``structs.AllocSignalRequest`` as the body decodes into it (QueryOptions keys included)."""
 
-RESTART_REQUEST = "struct { TaskName string; AllTasks bool }"
-RESTART_FIELDS = (GoField("TaskName", "string", ".TaskName"), GoField("AllTasks", "bool", ".AllTasks"))
+RESTART_REQUEST = go_struct("struct { TaskName string; AllTasks bool }", {"TaskName": go_string(), "AllTasks": go_bool()})
 """The anonymous struct Nomad's ``allocRestart`` decodes the body into."""
 
 
@@ -103,7 +96,7 @@ def client_alloc_routes(service: Service) -> Blueprint:
         data: bytes = await request.get_data(cache=True, as_text=False, parse_form_data=False)
         if _is_empty_body(data):
             raise BadRequestError(f"Failed to decode body: {EMPTY_BODY}")
-        body = _decode(data, SIGNAL_REQUEST, SIGNAL_FIELDS, prefix="Failed to decode body: ")
+        body = _decode(data, SIGNAL_REQUEST, prefix="Failed to decode body: ")
         parse_list_options(request.args)
         alloc_id = lifecycle_target(raw_id, caller(body.get("AuthToken", "")))
         command = cmd.SignalTask(task=body.get("Task", ""), signal=body.get("Signal", ""))
@@ -113,7 +106,7 @@ def client_alloc_routes(service: Service) -> Blueprint:
     async def restart_alloc(raw_id: str) -> Response:
         parse_list_options(request.args)
         data: bytes = await request.get_data(cache=True, as_text=False, parse_form_data=False)
-        body = _decode(data, RESTART_REQUEST, RESTART_FIELDS, prefix="", empty_ok=True)
+        body = _decode(data, RESTART_REQUEST, prefix="", empty_ok=True)
         alloc_id = lifecycle_target(raw_id, caller(""))
         command = cmd.RestartTask(task=body.get("TaskName", ""), all_tasks=body.get("AllTasks", False))
         await service.supervisor.ask(alloc_id, command)
@@ -122,12 +115,11 @@ def client_alloc_routes(service: Service) -> Blueprint:
     return bp
 
 
-def _decode(
-    data: bytes, type_name: str, fields: tuple[GoField, ...], *, prefix: str, empty_ok: bool = False
-) -> dict[str, Any]:
+def _decode(data: bytes, target: GoType, *, prefix: str, empty_ok: bool = False) -> dict[str, Any]:
     """Decode a body like Go; Nomad's 500 for a client's bad JSON is our 400, same text."""
     try:
-        return decode_go_struct(data, type_name, fields)
+        fields: dict[str, Any] = decode_body(data, target) or {}
+        return fields
     except GoJSONError as exc:
         if empty_ok and exc.message == "EOF":
             return {}

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from allocsvc.domain import commands as cmd
 from allocsvc.errors import AllocsvcError
-from allocsvc.http.client_allocs import RESTART_FIELDS, RESTART_REQUEST, SIGNAL_FIELDS, SIGNAL_REQUEST
-from allocsvc.http.gobody import GoJSONError, decode_go_struct
+from allocsvc.http.client_allocs import RESTART_REQUEST, SIGNAL_REQUEST
+from allocsvc.http.gojson import GoJSONError, decode_body
 from allocsvc.http.responses import JSON, TEXT, gzip_body
 from allocsvc.views.wire import encode
 
@@ -59,9 +59,9 @@ def _command(service: Service, action: str, body: bytes, chunked: bool) -> cmd.A
         if action == "signal":
             if not body:
                 return None
-            fields = decode_go_struct(body, SIGNAL_REQUEST, SIGNAL_FIELDS)
+            fields = decode_body(body, SIGNAL_REQUEST) or {}
             return cmd.SignalTask(task=fields.get("Task", ""), signal=fields.get("Signal", ""))
-        fields = decode_go_struct(body, RESTART_REQUEST, RESTART_FIELDS) if body else {}
+        fields = (decode_body(body, RESTART_REQUEST) or {}) if body else {}
         return cmd.RestartTask(task=fields.get("TaskName", ""), all_tasks=fields.get("AllTasks", False))
     except GoJSONError:
         return None

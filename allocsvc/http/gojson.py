@@ -1,12 +1,17 @@
 """Go ``encoding/json`` as Nomad's agent applies it to what clients send, with Go's error texts.
 
-Owns ``unmarshal`` (``json.Unmarshal``: the whole input must be one value), ``decode_first``
-(``json.Decoder`` as gorilla's ``ReadJSON`` uses it: the first value, trailing bytes ignored) and
-the small ``GoType`` schema they decode against. Errors carry Go's exact text: the scanner's
-``invalid character 'x' looking for beginning of value`` / ``unexpected end of JSON input``,
-``json: cannot unmarshal string into Go struct field T.f of type int32`` and base64's
-``illegal base64 data at input byte N``. The exec endpoint uses it for its ``command`` parameter,
-the ``ws_handshake`` frame and every client frame (FACTS §7).
+Owns ``unmarshal`` (``json.Unmarshal``: the whole input must be one value), ``decode_body``
+(``json.NewDecoder(r.Body).Decode``: the first value, trailing bytes ignored, an all-whitespace
+body is ``EOF``), ``decode_first`` (the same Decoder as gorilla's ``ReadJSON`` uses it, ``EOF``
+read as ``unexpected EOF``) and the small ``GoType`` schema they decode against: object keys
+match struct fields case-insensitively, unknown keys and ``null`` values are ignored, invalid
+UTF-8 and lone surrogates in strings become U+FFFD. Errors carry Go's exact text: the scanner's
+``invalid character 'x' looking for beginning of value`` / ``unexpected end of JSON input`` /
+``unexpected EOF``, ``json: cannot unmarshal string into Go struct field T.f of type int32`` and
+base64's ``illegal base64 data at input byte N``. Input msgspec accepts skips the Python scanner,
+which walks iteratively (Go allows 10,000 levels of nesting). Used for the client allocation
+signal and restart bodies, and by the exec endpoint for its ``command`` parameter, the
+``ws_handshake`` frame and every client frame (FACTS §7). Pure.
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from allocsvc.gocompat import go_quote
 
 MAX_NESTING = 10000
 """Go's scanner refuses deeper nesting (``exceeded max depth``)."""
+FAST_PATH_BYTES = 64 * 1024
+"""A larger object decoded into a struct is split by msgspec; only members naming a field are parsed."""
 
 
 class GoJSONError(ValueError):
@@ -34,11 +42,12 @@ class GoJSONError(ValueError):
 
 # --- the scanner (encoding/json/scanner.go) -----------------------------------------------------
 
-_SPACE = frozenset(b" \t\r\n")
+_SPACE_RUN = re.compile(rb"[ \t\r\n]*")
 _HEX = frozenset(b"0123456789abcdefABCDEF")
-_DIGITS = frozenset(b"0123456789")
-_ESCAPES = frozenset(b'bfnrt\\/"')
-_OBJECT_KEY, _OBJECT_VALUE, _ARRAY_VALUE = 0, 1, 2
+_STRING_RUN = re.compile(rb'[^"\\\x00-\x1f]*')
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_OPEN, _CLOSE_OBJECT = b"{[", ord("}")
+_LITERALS = {ord("t"): b"true", ord("f"): b"false", ord("n"): b"null"}
 
 
 def _quote_char(c: int) -> str:
@@ -50,248 +59,218 @@ def _quote_char(c: int) -> str:
     return "'" + go_quote(chr(c))[1:-1] + "'"
 
 
-class _ScanError(Exception):
-    def __init__(self, message: str) -> None:
-        self.message = message
+def _skip_space(data: bytes, pos: int) -> int:
+    if pos < len(data) and data[pos] in b" \t\r\n":
+        match = _SPACE_RUN.match(data, pos)
+        assert match is not None
+        pos = match.end()
+    return pos
 
 
 class _Scanner:
-    """A byte-at-a-time port of Go's JSON scanner state machine."""
+    """The failing states of Go's scanner, walked over bytes with an explicit stack.
 
-    def __init__(self) -> None:
-        self.step: Callable[[int], None] = self._begin_value
-        self.stack: list[int] = []
-        self.end_top = False
-        self.scan_end = False
-        self.closed_top = False
-        self.pending: str | None = None
+    ``value`` returns where the value starting at ``pos`` ends, or raises Go's error for it;
+    ``eof`` is the error for input that stops inside the value.
+    """
 
-    def fail(self, c: int, context: str) -> None:
-        raise _ScanError(f"invalid character {_quote_char(c)} {context}")
+    def __init__(self, data: bytes, pos: int, eof: str) -> None:
+        self.data = data
+        self.pos = pos
+        self.eof = eof
 
-    def _push(self, c: int, state: int) -> None:
-        self.stack.append(state)
-        if len(self.stack) > MAX_NESTING:
-            self.fail(c, "exceeded max depth")
+    def fail(self, context: str) -> GoJSONError:
+        return GoJSONError(f"invalid character {_quote_char(self.data[self.pos])} {context}")
 
-    def _pop(self) -> None:
-        self.stack.pop()
-        if self.stack:
-            self.step = self._end_value
-        else:
-            self.end_top = self.closed_top = True
-            self.step = self._end_top
+    def peek(self) -> int:
+        if self.pos >= len(self.data):
+            raise GoJSONError(self.eof)
+        return self.data[self.pos]
 
-    def _begin_value_or_empty(self, c: int) -> None:
-        if c in _SPACE:
-            return
-        if c == ord("]"):
-            self._end_value(c)
-            return
-        self._begin_value(c)
+    def skip_space(self) -> int:
+        self.pos = _skip_space(self.data, self.pos)
+        return self.peek()
 
-    def _begin_value(self, c: int) -> None:
-        if c in _SPACE:
-            return
-        if c == ord("{"):
-            self._push(c, _OBJECT_KEY)
-            self.step = self._begin_string_or_empty
-        elif c == ord("["):
-            self._push(c, _ARRAY_VALUE)
-            self.step = self._begin_value_or_empty
-        elif c == ord('"'):
-            self.step = self._in_string
-        elif c == ord("-"):
-            self.step = self._neg
-        elif c == ord("0"):
-            self.step = self._zero
-        elif c == ord("t"):
-            self.step = self._literal("true", 1)
-        elif c == ord("f"):
-            self.step = self._literal("false", 1)
-        elif c == ord("n"):
-            self.step = self._literal("null", 1)
-        elif ord("1") <= c <= ord("9"):
-            self.step = self._one
-        else:
-            self.fail(c, "looking for beginning of value")
+    def value(self) -> int:
+        """Scan one value; ``stack`` holds the closing byte of every open container."""
+        stack: list[int] = []
+        while True:
+            c = self.skip_space()
+            if c in _OPEN:
+                close = _CLOSE_OBJECT if c == ord("{") else ord("]")
+                if len(stack) >= MAX_NESTING:
+                    raise self.fail("exceeded max depth")
+                stack.append(close)
+                self.pos += 1
+                if self.skip_space() != close:
+                    if close == _CLOSE_OBJECT:
+                        self.key()
+                    continue
+                self.pos += 1
+                stack.pop()
+            elif c == ord('"'):
+                self.string()
+            elif c == ord("-") or ord("0") <= c <= ord("9"):
+                self.number()
+            elif c in _LITERALS:
+                self.literal(_LITERALS[c])
+            else:
+                raise self.fail("looking for beginning of value")
+            if not self.end_values(stack):
+                return self.pos
 
-    def _begin_string_or_empty(self, c: int) -> None:
-        if c in _SPACE:
-            return
-        if c == ord("}"):
-            self.stack[-1] = _OBJECT_VALUE
-            self._end_value(c)
-            return
-        self._begin_string(c)
+    def key(self) -> None:
+        """An object key and its colon."""
+        if self.skip_space() != ord('"'):
+            raise self.fail("looking for beginning of object key string")
+        self.string()
+        if self.skip_space() != ord(":"):
+            raise self.fail("after object key")
+        self.pos += 1
 
-    def _begin_string(self, c: int) -> None:
-        if c in _SPACE:
-            return
-        if c == ord('"'):
-            self.step = self._in_string
-            return
-        self.fail(c, "looking for beginning of object key string")
-
-    def _end_value(self, c: int) -> None:
-        if not self.stack:
-            self.step = self._end_top
-            self.end_top = True
-            self._end_top(c)
-            return
-        if c in _SPACE:
-            self.step = self._end_value
-            return
-        top = self.stack[-1]
-        if top == _OBJECT_KEY:
-            if c == ord(":"):
-                self.stack[-1] = _OBJECT_VALUE
-                self.step = self._begin_value
-                return
-            self.fail(c, "after object key")
-        elif top == _OBJECT_VALUE:
+    def end_values(self, stack: list[int]) -> bool:
+        """A value just ended: close finished containers; True when another value must follow."""
+        while stack:
+            c = self.skip_space()
+            close = stack[-1]
             if c == ord(","):
-                self.stack[-1] = _OBJECT_KEY
-                self.step = self._begin_string
+                self.pos += 1
+                if close == _CLOSE_OBJECT:
+                    self.key()
+                return True
+            if c != close:
+                raise self.fail(
+                    "after object key:value pair" if close == _CLOSE_OBJECT else "after array element"
+                )
+            self.pos += 1
+            stack.pop()
+        return False
+
+    def string(self) -> None:
+        self.pos += 1
+        while True:
+            match = _STRING_RUN.match(self.data, self.pos)
+            assert match is not None
+            self.pos = match.end()
+            c = self.peek()
+            if c == ord('"'):
+                self.pos += 1
                 return
-            if c == ord("}"):
-                self._pop()
-                return
-            self.fail(c, "after object key:value pair")
+            if c < 0x20:
+                raise self.fail("in string literal")
+            self.pos += 1  # a backslash
+            c = self.peek()
+            if c == ord("u"):
+                for _ in range(4):
+                    self.pos += 1
+                    if self.peek() not in _HEX:
+                        raise self.fail("in \\u hexadecimal character escape")
+            elif c not in b'bfnrt\\/"':
+                raise self.fail("in string escape code")
+            self.pos += 1
+
+    def digits(self) -> None:
+        while self.pos < len(self.data) and ord("0") <= self.data[self.pos] <= ord("9"):
+            self.pos += 1
+
+    def more(self, chars: bytes) -> bool:
+        return self.pos < len(self.data) and self.data[self.pos] in chars
+
+    def number(self) -> None:
+        if self.data[self.pos] == ord("-"):
+            self.pos += 1
+            if not ord("0") <= self.peek() <= ord("9"):
+                raise self.fail("in numeric literal")
+        if self.data[self.pos] == ord("0"):
+            self.pos += 1
         else:
-            if c == ord(","):
-                self.step = self._begin_value
-                return
-            if c == ord("]"):
-                self._pop()
-                return
-            self.fail(c, "after array element")
+            self.digits()
+        if self.more(b"."):
+            self.pos += 1
+            if not ord("0") <= self.peek() <= ord("9"):
+                raise self.fail("after decimal point in numeric literal")
+            self.digits()
+        if self.more(b"eE"):
+            self.pos += 1
+            if self.peek() in b"+-":
+                self.pos += 1
+            if not ord("0") <= self.peek() <= ord("9"):
+                raise self.fail("in exponent of numeric literal")
+            self.digits()
 
-    def _end_top(self, c: int) -> None:
-        # Go returns scanEnd now and complains about a non-space byte on the next call.
-        self.scan_end = True
-        if c not in _SPACE and self.pending is None:
-            self.pending = f"invalid character {_quote_char(c)} after top-level value"
-
-    def _in_string(self, c: int) -> None:
-        if c == ord('"'):
-            self.step = self._end_value
-        elif c == ord("\\"):
-            self.step = self._in_string_esc
-        elif c < 0x20:
-            self.fail(c, "in string literal")
-
-    def _in_string_esc(self, c: int) -> None:
-        if c in _ESCAPES:
-            self.step = self._in_string
-        elif c == ord("u"):
-            self.step = self._hex_escape(4)
-        else:
-            self.fail(c, "in string escape code")
-
-    def _hex_escape(self, left: int) -> Callable[[int], None]:
-        def step(c: int) -> None:
-            if c not in _HEX:
-                self.fail(c, "in \\u hexadecimal character escape")
-            self.step = self._in_string if left == 1 else self._hex_escape(left - 1)
-
-        return step
-
-    def _neg(self, c: int) -> None:
-        if c == ord("0"):
-            self.step = self._zero
-        elif ord("1") <= c <= ord("9"):
-            self.step = self._one
-        else:
-            self.fail(c, "in numeric literal")
-
-    def _one(self, c: int) -> None:
-        if c in _DIGITS:
-            return
-        self._zero(c)
-
-    def _zero(self, c: int) -> None:
-        if c == ord("."):
-            self.step = self._dot
-        elif c in (ord("e"), ord("E")):
-            self.step = self._exp
-        else:
-            self._end_value(c)
-
-    def _dot(self, c: int) -> None:
-        if c in _DIGITS:
-            self.step = self._dot_digits
-            return
-        self.fail(c, "after decimal point in numeric literal")
-
-    def _dot_digits(self, c: int) -> None:
-        if c in _DIGITS:
-            return
-        if c in (ord("e"), ord("E")):
-            self.step = self._exp
-            return
-        self._end_value(c)
-
-    def _exp(self, c: int) -> None:
-        if c in (ord("+"), ord("-")):
-            self.step = self._exp_sign
-            return
-        self._exp_sign(c)
-
-    def _exp_sign(self, c: int) -> None:
-        if c in _DIGITS:
-            self.step = self._exp_digits
-            return
-        self.fail(c, "in exponent of numeric literal")
-
-    def _exp_digits(self, c: int) -> None:
-        if c in _DIGITS:
-            return
-        self._end_value(c)
-
-    def _literal(self, word: str, at: int) -> Callable[[int], None]:
-        def step(c: int) -> None:
-            if c != ord(word[at]):
-                self.fail(c, f"in literal {word} (expecting {_quote_char(ord(word[at]))})")
-            self.step = self._end_value if at + 1 == len(word) else self._literal(word, at + 1)
-
-        return step
+    def literal(self, word: bytes) -> None:
+        self.pos += 1
+        for expected in word[1:]:
+            if self.peek() != expected:
+                raise self.fail(f"in literal {word.decode()} (expecting {_quote_char(expected)})")
+            self.pos += 1
 
 
-def _check_valid(data: bytes) -> None:
-    """``checkValid``: the whole input is exactly one JSON value (plus whitespace)."""
-    scanner = _Scanner()
-    for c in data:
-        scanner.step(c)
-        if scanner.pending is not None:
-            raise _ScanError(scanner.pending)
-    if scanner.end_top:
-        return
-    scanner.step(ord(" "))
-    if not scanner.end_top:
-        raise _ScanError("unexpected end of JSON input")
+def _well_formed(raw: bytes) -> bool:
+    """msgspec accepts the whole input as one JSON value, so Go's scanner would too.
 
-
-def _first_value_end(data: bytes) -> int:
-    """``Decoder.readValue``: the length of the first value; raises for bad or missing input."""
-    scanner = _Scanner()
-    for i, c in enumerate(data):
-        scanner.scan_end = scanner.closed_top = False
-        scanner.step(c)
-        if scanner.scan_end:
-            return i
-        if scanner.closed_top:
-            return i + 1
-    if not data.strip(bytes(_SPACE)):
-        raise _ScanError("unexpected EOF")
-    scanner.scan_end = False
+    msgspec is the stricter of the two (it also refuses lone surrogate escapes, and gives up on
+    nesting long before Go's 10,000 levels), so what it refuses is left to the scanner.
+    """
     try:
-        scanner.step(ord(" "))
-    except _ScanError:
-        raise _ScanError("unexpected EOF") from None
-    if not scanner.scan_end:
-        raise _ScanError("unexpected EOF")
-    return len(data)
+        msgspec.json.decode(raw, type=msgspec.Raw)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+    return True
+
+
+def _members(raw: bytes) -> dict[str, msgspec.Raw] | None:
+    """A top-level object's members as msgspec splits them, in document order; None when msgspec
+    refuses the input as one object, or when a key is repeated (msgspec keeps only its last value,
+    where Go decodes each in turn).
+
+    The check walks the object once, stepping over each value by the text msgspec split off for
+    it: the walk ends on the closing brace after ``len(members)`` members only if no key repeats.
+    """
+    try:
+        members = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None
+    pos = _skip_space(raw, 0) + 1
+    for i, value in enumerate(members.values(), 1):
+        key = _STRING.match(raw, _skip_space(raw, pos))
+        if key is None:
+            return None
+        pos = _skip_space(raw, _skip_space(raw, key.end()) + 1)  # past the colon
+        if not raw.startswith(value, pos):
+            return None
+        pos = _skip_space(raw, pos + len(value))
+        if raw[pos : pos + 1] != (b"}" if i == len(members) else b","):
+            return None
+        pos += 1
+    return members
+
+
+def _check_valid(raw: bytes) -> None:
+    """``checkValid``: the whole input is exactly one JSON value (plus whitespace).
+
+    Go's scanner is fed one space after the input, so a number or literal cut short reads
+    ``invalid character ' ' ...`` and anything else cut short ``unexpected end of JSON input``.
+    """
+    if _well_formed(raw):
+        return
+    padded = raw + b" "
+    end = _skip_space(padded, _Scanner(padded, 0, "unexpected end of JSON input").value())
+    if end < len(padded):
+        raise GoJSONError(f"invalid character {_quote_char(padded[end])} after top-level value")
+
+
+def _first_value_end(raw: bytes, empty: str) -> int:
+    """``Decoder.readValue``: where the first value ends; ``empty`` is the error for no value.
+
+    Input that stops inside the value is ``unexpected EOF``.
+    """
+    if _well_formed(raw):
+        return len(raw)
+    start = _skip_space(raw, 0)
+    if start == len(raw):
+        raise GoJSONError(empty)
+    return _Scanner(raw, start, "unexpected EOF").value()
 
 
 # --- the schema and the decoder (encoding/json/decode.go) ---------------------------------------
@@ -303,7 +282,9 @@ class GoType:
 
     ``kind`` is one of ``string``, ``bool``, ``int``, ``bytes``, ``slice`` or ``struct``;
     ``name`` is what Go's ``reflect.Type.String()`` prints (``int32``, ``[]uint8``,
-    ``proto.ExecTaskStreamingIOOperation``).
+    ``proto.ExecTaskStreamingIOOperation``, ``struct { TaskName string; AllTasks bool }``).
+    ``paths`` gives a struct field's step in Go's error path where that is not just its name: a
+    field promoted from an embedded struct is ``QueryOptions.Region``.
     """
 
     kind: str
@@ -312,11 +293,12 @@ class GoType:
     unsigned: bool = False
     elem: GoType | None = None
     fields: dict[str, GoType] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
 
     @property
     def struct_name(self) -> str:
-        """The bare struct name Go puts in ``Go struct field <Name>.<path>``."""
-        return self.name.rsplit(".", 1)[-1]
+        """Go's ``reflect.Type.Name()`` as ``Go struct field <Name>.<path>`` prints it ("" if unnamed)."""
+        return "" if self.name.startswith("struct {") else self.name.rsplit(".", 1)[-1]
 
 
 def go_string() -> GoType:
@@ -344,9 +326,18 @@ def go_slice(elem: GoType) -> GoType:
     return GoType("slice", f"[]{elem.name}", elem=elem)
 
 
-def go_struct(name: str, fields: dict[str, GoType]) -> GoType:
-    """A Go struct (or pointer to one: ``null`` leaves it unset); keys are its JSON names."""
-    return GoType("struct", name, fields=fields)
+def go_struct(name: str, fields: dict[str, GoType], embedded: dict[str, dict[str, GoType]] | None = None) -> GoType:
+    """A Go struct (or pointer to one: ``null`` leaves it unset); keys are its JSON names.
+
+    ``embedded`` maps the name of each embedded struct to its fields: Go promotes them (a field
+    of the outer struct wins a clash) and names the embedded struct in their error path.
+    """
+    promoted, paths = dict(fields), {}
+    for outer, inner in (embedded or {}).items():
+        for key, target in inner.items():
+            if key not in promoted:
+                promoted[key], paths[key] = target, f"{outer}.{key}"
+    return GoType("struct", name, fields=promoted, paths=paths)
 
 
 class _Number(str):
@@ -438,18 +429,25 @@ class _Decoder:
     def _struct(self, pairs: list[tuple[str, Any]], target: GoType) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, item in pairs:
-            name = key if key in target.fields else next((f for f in target.fields if f.lower() == key.lower()), None)
+            name = _field_name(target, key)
             if name is None:
                 continue
             saved_struct, depth = self.struct, len(self.path)
             self.struct = target
-            self.path.append(name)
+            self.path.append(target.paths.get(name, name))
             decoded = self.decode(item, target.fields[name])
             if decoded is not None:
                 out[name] = decoded
             self.struct = saved_struct
             del self.path[depth:]
         return out
+
+
+def _field_name(target: GoType, key: str) -> str | None:
+    """The struct field an object key sets: its exact name, else the first that matches it case-insensitively."""
+    if key in target.fields:
+        return key
+    return next((f for f in target.fields if f.lower() == key.lower()), None)
 
 
 def _zero(target: GoType) -> Any:
@@ -503,19 +501,19 @@ def decode_base64(text: str) -> bytes:
             return base64.b64decode(src.replace(b"\r", b"").replace(b"\n", b""))
 
 
-def _parse(data: bytes) -> Any:
+def _parse(text: str) -> Any:
     """Parse input the scanner accepted; nesting too deep for Python's recursion is walked iteratively."""
     try:
-        return json.loads(data, object_pairs_hook=_Pairs, parse_int=_Number, parse_float=_Number)
+        return json.loads(text, object_pairs_hook=_Pairs, parse_int=_Number, parse_float=_Number)
     except RecursionError:
-        return _parse_deep(data)
+        return _parse_deep(text)
 
 
-_TOKEN = re.compile(rb'\s*(?:("[^"\\]*(?:\\.[^"\\]*)*")|([-0-9][-+.0-9eE]*)|(true|false|null)|([\[\]{}:,]))')
-_LITERAL_VALUES: dict[bytes, Any] = {b"true": True, b"false": False, b"null": None}
+_TOKEN = re.compile(r'[ \t\r\n]*(?:("[^"\\]*(?:\\.[^"\\]*)*")|([-0-9][-+.0-9eE]*)|(true|false|null)|([\[\]{}:,]))')
+_LITERAL_VALUES: dict[str, Any] = {"true": True, "false": False, "null": None}
 
 
-def _parse_deep(data: bytes) -> Any:
+def _parse_deep(data: str) -> Any:
     """An explicit-stack parser for valid JSON of any depth (Go allows 10,000 levels)."""
     stack: list[list[Any]] = []
     keys: list[str | None] = []
@@ -527,19 +525,19 @@ def _parse_deep(data: bytes) -> Any:
             return result
         pos = match.end()
         text, number, literal, punct = match.groups()
-        if punct in (b"[", b"{"):
-            stack.append(_Pairs() if punct == b"{" else [])
+        if punct in ("[", "{"):
+            stack.append(_Pairs() if punct == "{" else [])
             keys.append(None)
             continue
-        if punct in (b":", b","):
+        if punct in (":", ","):
             continue
-        if punct in (b"]", b"}"):
+        if punct in ("]", "}"):
             value: Any = stack.pop()
             keys.pop()
         elif text is not None:
             value = json.loads(text)
         elif number is not None:
-            value = _Number(number.decode())
+            value = _Number(number)
         else:
             value = _LITERAL_VALUES[literal]
         if not stack:
@@ -564,21 +562,64 @@ def _decode(value: Any, target: GoType) -> Any:
     return result
 
 
+def _errors(data: str | bytes) -> str:
+    """How the input's bytes become text again: a str's own bytes round-trip (its lone surrogates
+    are replaced when a string is decoded); other bytes are read as Go reads them, invalid UTF-8
+    becoming U+FFFD."""
+    return "surrogatepass" if isinstance(data, str) else "replace"
+
+
+def _text(data: str | bytes, raw: bytes, end: int) -> str:
+    """The input's first ``end`` bytes as text."""
+    if isinstance(data, str) and end == len(raw):
+        return data
+    return raw[:end].decode("utf-8", _errors(data))
+
+
+def _raw(data: str | bytes) -> bytes:
+    return data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+
+
+def _split(data: str | bytes, raw: bytes, target: GoType) -> _Pairs | None:
+    """The fast path for a large object into a struct: parse only the members that name a field
+    (the decoder ignores the others). None when it does not apply."""
+    if len(raw) <= FAST_PATH_BYTES or target.kind != "struct":
+        return None
+    members = _members(raw)
+    if members is None:
+        return None
+    errors = _errors(data)
+    return _Pairs(
+        (key, _parse(bytes(value).decode("utf-8", errors)) if _field_name(target, key) else None)
+        for key, value in members.items()
+    )
+
+
 def unmarshal(data: str | bytes, target: GoType) -> Any:
     """``json.Unmarshal(data, &v)``: the decoded value (None for ``null``) or GoJSONError."""
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    try:
+    raw = _raw(data)
+    value = _split(data, raw, target)
+    if value is None:
         _check_valid(raw)
-    except _ScanError as exc:
-        raise GoJSONError(exc.message) from None
-    return _decode(_parse(raw), target)
+        value = _parse(_text(data, raw, len(raw)))
+    return _decode(value, target)
+
+
+def decode_body(data: str | bytes, target: GoType) -> Any:
+    """``json.NewDecoder(r.Body).Decode(&v)``: the first value decoded (None for ``null``),
+    trailing bytes ignored; an empty or all-whitespace body is ``EOF``. Raises GoJSONError:
+    a syntax error first, else the first type mismatch in document order."""
+    return _decode_first(data, target, "EOF")
 
 
 def decode_first(data: str | bytes, target: GoType) -> Any:
-    """gorilla ``ReadJSON``: decode the message's first JSON value; trailing bytes are ignored."""
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    try:
-        end = _first_value_end(raw)
-    except _ScanError as exc:
-        raise GoJSONError(exc.message) from None
-    return _decode(_parse(raw[:end]), target)
+    """gorilla ``ReadJSON``: ``decode_body`` on a message, where ``io.EOF`` becomes ``unexpected EOF``."""
+    return _decode_first(data, target, "unexpected EOF")
+
+
+def _decode_first(data: str | bytes, target: GoType, empty: str) -> Any:
+    raw = _raw(data)
+    value = _split(data, raw, target)
+    if value is None:
+        value = _parse(_text(data, raw, _first_value_end(raw, empty)))
+    return _decode(value, target)

@@ -95,3 +95,38 @@ def test_decoder_reads_only_the_first_value() -> None:
     with pytest.raises(gojson.GoJSONError) as err:
         gojson.unmarshal('["a"] x', COMMAND)
     assert err.value.message == "invalid character 'x' after top-level value"
+
+
+def test_body_decoder() -> None:
+    """``decode_body`` is the Decoder on an HTTP body: ``EOF`` where gorilla says ``unexpected EOF``."""
+    target = gojson.go_struct(
+        "structs.Request", {"Name": gojson.go_string()}, embedded={"Options": {"Stale": gojson.go_bool()}}
+    )
+    for empty in (b"", b" \r\n\t"):
+        with pytest.raises(gojson.GoJSONError) as err:
+            gojson.decode_body(empty, target)
+        assert err.value.message == "EOF"
+        with pytest.raises(gojson.GoJSONError) as err:
+            gojson.decode_first(empty, target)
+        assert err.value.message == "unexpected EOF"
+    assert gojson.decode_body(b'{"name":"a","STALE":true} trailing', target) == {"Name": "a", "Stale": True}
+    assert gojson.decode_body(b"null", target) is None
+    # Invalid UTF-8 and lone surrogates in bytes become U+FFFD, as Go decodes them.
+    assert gojson.decode_body(b'{"Name":"\xff\\ud800"}', target) == {"Name": "\ufffd\ufffd"}
+
+
+def test_struct_field_paths() -> None:
+    """Go names an embedded struct in a promoted field's error path, and no name for an unnamed struct."""
+    embedded = gojson.go_struct(
+        "structs.Request", {"Name": gojson.go_string()}, embedded={"Options": {"Stale": gojson.go_bool()}}
+    )
+    anonymous = gojson.go_struct("struct { Name string }", {"Name": gojson.go_string()})
+    for target, body, message in (
+        (embedded, b'{"Stale":"x"}', "Go struct field Request.Options.Stale of type bool"),
+        (embedded, b'{"Name":1}', "Go struct field Request.Name of type string"),
+        (anonymous, b'{"Name":true}', "Go struct field .Name of type string"),
+        (anonymous, b"[]", "Go value of type struct { Name string }"),
+    ):
+        with pytest.raises(gojson.GoJSONError) as err:
+            gojson.decode_body(body, target)
+        assert err.value.message.endswith(message)

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from allocsvc.http import gobody, gojson
-from allocsvc.http.client_allocs import RESTART_FIELDS, RESTART_REQUEST, SIGNAL_FIELDS, SIGNAL_REQUEST
+from allocsvc.http import gojson
+from allocsvc.http.client_allocs import RESTART_REQUEST, SIGNAL_REQUEST
 from allocsvc.http.exec import COMMAND, HANDSHAKE
 from allocsvc.http.exec_stream import CLIENT_FRAME
 from tests.unit.test_gojson import _as_go_encodes
@@ -45,14 +46,9 @@ def expand(parts: list[Any]) -> bytes:
     return bytes(out)
 
 
-def _body(target: str) -> Callable[[bytes], Any]:
-    type_name, fields = (SIGNAL_REQUEST, SIGNAL_FIELDS) if target == "s" else (RESTART_REQUEST, RESTART_FIELDS)
-    return lambda data: gobody.decode_go_struct(data, type_name, fields)
-
-
 DECODERS: dict[str, Callable[[bytes], Any]] = {
-    "s": _body("s"),
-    "r": _body("r"),
+    "s": lambda data: gojson.decode_body(data, SIGNAL_REQUEST) or {},
+    "r": lambda data: gojson.decode_body(data, RESTART_REQUEST) or {},
     "c": lambda data: gojson.unmarshal(data.decode(), COMMAND),
     "h": lambda data: _as_go_encodes("h", gojson.decode_first(data.decode(), HANDSHAKE)),
     "f": lambda data: _as_go_encodes("f", gojson.decode_first(data.decode(), CLIENT_FRAME)),
@@ -65,8 +61,6 @@ def answer(mode: str, data: bytes) -> Any:
         return [DECODERS[mode](data)]
     except gojson.GoJSONError as exc:
         return MESSAGES.index(exc.message) if exc.message in MESSAGES else exc.message
-    except gobody.GoJSONError as exc:
-        return MESSAGES.index(exc.message) if exc.message in MESSAGES else exc.message
 
 
 def _show(recorded: Any) -> Any:
@@ -76,17 +70,27 @@ def _show(recorded: Any) -> Any:
 @pytest.mark.parametrize("mode", MODES)
 def test_answers_match_the_recording(mode: str) -> None:
     column = MODES.index(mode) + 1
-    # Before the merge the code still gives the old answers where the recording changes them.
-    old = {(c["case"], c["mode"]): c["old"] for c in RECORDED["changed"]}
     mismatches = []
     for i, case in enumerate(RECORDED["cases"]):
-        expected = old.get((i, mode), case[column])
+        expected = case[column]
         if expected is None:
             continue
         got = answer(mode, expand(case[0]))
         if got != expected:
             mismatches.append((i, repr(case[0])[:80], _show(expected), _show(got)))
     assert not mismatches, f"{len(mismatches)} differ, first: {mismatches[:5]}"
+
+
+def test_changed_answers_are_the_smaller_bodies_answers() -> None:
+    """Where the old code's answer is not kept: its msgspec dict fast path (bodies over 64 KiB)
+    dropped all but the last of duplicate keys; the answer kept is its scanner path's (Go's)."""
+    assert len(RECORDED["changed"]) == 3
+    for change in RECORDED["changed"]:
+        case = RECORDED["cases"][change["case"]]
+        data = expand(case[0])
+        assert len(data) > 64 * 1024
+        assert change["old"] != case[MODES.index(change["mode"]) + 1]
+        assert answer(change["mode"], data) == case[MODES.index(change["mode"]) + 1]
 
 
 def test_recording_covers_the_hard_cases() -> None:
@@ -117,3 +121,34 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+# --- the fast paths answer as the scanner does ---------------------------------------------------
+
+_KEYS = st.sampled_from(["Signal", "signal", "Task", "TaskName", "AllTasks", "Region", "AllowStale", "Pad", "x"])
+_VALUES = st.sampled_from(['"v"', '""', '"\\ud800"', "1", "-0.5e1", "true", "false", "null", "{}", '{"a":[1]}', "[]"])
+_OBJECTS = st.lists(st.tuples(_KEYS, _VALUES), max_size=5).map(
+    lambda pairs: "{" + ",".join(f'"{k}" : {v}' for k, v in pairs) + "}"
+)
+_NOISE = st.lists(st.sampled_from(['{', '}', '[', ']', ':', ',', ' ', '"', '\\', 'tru', '1', '"Signal"', '"x"']), max_size=8)
+_PAD = '"Pad":"' + "x" * (64 * 1024) + '",'
+
+
+def _without_fast_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gojson, "_well_formed", lambda raw: False)
+    monkeypatch.setattr(gojson, "FAST_PATH_BYTES", 1 << 60)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=_OBJECTS, noise=_NOISE, big=st.booleans(), trailing=st.booleans())
+def test_fast_paths_agree_with_the_scanner(
+    monkeypatch: pytest.MonkeyPatch, body: str, noise: list[str], big: bool, trailing: bool
+) -> None:
+    if big:
+        body = "{" + _PAD + body[1:] if body != "{}" else "{" + _PAD[:-1] + "}"
+    text = body + "".join(noise) if trailing else body
+    data = text.encode()
+    fast = [answer(mode, data) for mode in MODES]
+    with monkeypatch.context() as patched:
+        _without_fast_paths(patched)
+        assert [answer(mode, data) for mode in MODES] == fast
