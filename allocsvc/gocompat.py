@@ -130,8 +130,12 @@ def go_quote(text: str) -> str:
     return "".join(out)
 
 
-_last_second: list[tuple[int, str]] = [(0, "1970-01-01T00:00:00")]
-"""The last second formatted: consecutive timestamps mostly share it (replay formats millions)."""
+_seconds: dict[int, str] = {}
+"""Formatted whole seconds (``%Y-%m-%dT%H:%M:%S``) by Unix second: replay formats millions of
+timestamps from a few thousand seconds, and a bulk fold formats them out of order."""
+
+_SECONDS_KEPT = 4096
+"""``_seconds`` is emptied when it reaches this size."""
 
 _last_stamp: list[tuple[int, str]] = [(0, "1970-01-01T00:00:00Z")]
 """The last timestamp formatted: one fold step often formats its record's time more than once."""
@@ -143,10 +147,11 @@ def rfc3339nano(unix_ns: int) -> str:
     if unix_ns == last_ns:
         return text
     seconds, nanos = divmod(unix_ns, SECOND)
-    cached_second, base = _last_second[0]
-    if seconds != cached_second:
-        base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _last_second[0] = (seconds, base)
+    base = _seconds.get(seconds)
+    if base is None:
+        if len(_seconds) >= _SECONDS_KEPT:
+            _seconds.clear()
+        base = _seconds[seconds] = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     # str(nanos + SECOND)[1:] is the nine-digit zero-padded fraction (faster than a format spec)
     text = f"{base}.{str(nanos + SECOND)[1:].rstrip('0')}Z" if nanos else base + "Z"
     _last_stamp[0] = (unix_ns, text)

@@ -15,7 +15,7 @@ import msgspec
 from allocsvc.domain import events as ev
 from allocsvc.domain.acl_events import ACL_STREAM_PREFIX
 from allocsvc.domain.acl_state import ACLState
-from allocsvc.domain.lifecycle import AllocAggregate, evolve, place
+from allocsvc.domain.lifecycle import BULK_FOLDS, AllocAggregate, AllocWork, evolve, place
 from allocsvc.domain.model import Evaluation, Job, Namespace
 
 DEFAULT_NAMESPACE = Namespace(Name="default", Description="Default shared namespace")
@@ -43,10 +43,61 @@ class ClusterState:
         self.stream_versions: dict[str, int] = {}
         self.acl = ACLState()
 
-    def apply_all(self, records: Iterable[ev.Recorded]) -> None:
-        """Apply records in order."""
-        for recorded in records:
-            self.apply(recorded)
+    def apply_all(self, records: Iterable[ev.Recorded]) -> int:
+        """Apply records in order (a batch: startup replay, time travel); returns how many.
+
+        Equals ``apply`` per record, faster: allocation records are folded into mutable
+        ``AllocWork`` copies that become ``AllocAggregate`` values again when the batch ends
+        (or fails), so ``allocs`` is only current once this returns.
+        """
+        allocs = self.allocs
+        work: dict[str, AllocWork] = {}  # by stream
+        folds = BULK_FOLDS
+        versions = self.stream_versions
+        table_index = self.table_index
+        audit = ev.ExecSessionRecorded
+        last = self.last_index
+        count = 0
+        try:
+            for recorded in records:
+                index, stream = recorded.index, recorded.stream
+                kind = type(recorded.event)
+                fold = folds.get(kind) if stream.startswith("alloc/") else None
+                if fold is None:
+                    # everything else, AllocPlaced included, goes through apply, after the
+                    # allocation it may touch is brought up to date
+                    event = recorded.event
+                    if isinstance(event, ev.AllocPlaced):
+                        self._freeze(work, ev.alloc_stream(event.alloc_id))
+                    self._freeze(work, stream)
+                    self.last_index = last
+                    self.apply(recorded)
+                    last = index
+                    count += 1
+                    continue
+                if index <= last:
+                    raise ValueError(f"record index {index} not after {last}")
+                last = index
+                versions[stream] = recorded.version
+                state = work.get(stream)
+                if state is None:
+                    self.last_index = last  # as apply leaves it if the allocation is unknown
+                    state = work[stream] = AllocWork(allocs[stream[6:]])
+                fold(state, recorded)
+                if kind is not audit:  # audit records change nothing a client sees
+                    table_index["allocs"] = index
+                count += 1
+        finally:
+            self.last_index = last
+            for stream, state in work.items():
+                allocs[stream[6:]] = state.freeze()
+        return count
+
+    def _freeze(self, work: dict[str, AllocWork], stream: str) -> None:
+        """Write back the working copy of ``stream``'s allocation, if a batch holds one."""
+        state = work.pop(stream, None)
+        if state is not None:
+            self.allocs[stream[6:]] = state.freeze()
 
     def _touch(self, table: str, index: int) -> None:
         self.table_index[table] = index

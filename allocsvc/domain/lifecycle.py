@@ -9,7 +9,7 @@ Both are pure; actors call ``decide``, projections and replay call ``evolve``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -21,6 +21,7 @@ from allocsvc.domain.model import (
     ClientStatus,
     DesiredStatus,
     DesiredTransition,
+    TaskEvent,
     TaskState,
     TaskStatus,
     is_terminal_client_status,
@@ -64,7 +65,7 @@ TASK_RULES: dict[type[ev.TaskEventBase], TaskRule] = {
 """The lifecycle table: task event → (states it may follow, state it leaves)."""
 
 
-class TaskRuntime(msgspec.Struct, frozen=True, kw_only=True):
+class TaskRuntime(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Client-side bookkeeping for one task that Nomad keeps outside ``TaskState``."""
 
     tracker: Tracker = Tracker()
@@ -87,7 +88,17 @@ class AllocAggregate(msgspec.Struct, frozen=True, kw_only=True):
 # --- evolve -------------------------------------------------------------------------------------
 
 
-def derive_client_status(states: Iterable[TaskState]) -> tuple[str, str]:
+class TaskStatusView(Protocol):
+    """What ``derive_client_status`` reads of a task: a ``TaskState`` or a bulk fold's ``TaskWork``."""
+
+    @property
+    def State(self) -> str: ...  # noqa: N802 - Nomad's field name
+
+    @property
+    def Failed(self) -> bool: ...  # noqa: N802 - Nomad's field name
+
+
+def derive_client_status(states: Iterable[TaskStatusView]) -> tuple[str, str]:
     """Nomad's client status rules (FACTS §2.5): failed, running, pending, else complete."""
     running = pending = False
     for s in states:  # one pass: this runs for every task event replayed
@@ -296,6 +307,243 @@ def evolve(state: AllocAggregate, recorded: ev.Recorded) -> AllocAggregate:
             AllocStates=history,
         )
     return msgspec.structs.replace(state, alloc=alloc, runtime=runtime, version=recorded.version)
+
+
+# --- bulk fold: mutable working state, Nomad structs built once per batch ----------------------
+#
+# ``evolve`` builds a new TaskEvent, TaskState, Allocation and aggregate per record. A batch fold
+# (``ClusterState.apply_all``: startup replay, time travel) instead keeps each touched allocation
+# as an ``AllocWork`` with plain mutable fields, keeps its task event *records* (the newest
+# MAX_TASK_EVENTS survive, so only those are ever turned into Nomad TaskEvents) and its raw
+# timestamps, and builds the aggregate once at the end with ``freeze``. The result equals the
+# ``evolve`` fold field for field (tests/property/test_bulk_fold.py); ``evolve`` stays the reference.
+
+_FAILS_TASK: frozenset[type[ev.TaskEventBase]] = frozenset({ev.TaskNotRestarting})
+"""Task event classes whose Nomad TaskEvent has ``FailsTask`` set (the task becomes failed)."""
+
+_COUNTS_RESTART: frozenset[type[ev.TaskEventBase]] = frozenset({ev.TaskRestarting})
+"""Task event classes whose Nomad TaskEvent is of type ``Restarting`` (counted in ``Restarts``)."""
+
+_BULK_TASK_FOLD: dict[type[ev.TaskEventBase], tuple[TaskStatus | None, bool, bool, bool, RuntimeUpdate | None]] = {
+    t: (to, build is not None, t in _FAILS_TASK, t in _COUNTS_RESTART, update)
+    for t, (to, build, update) in _TASK_FOLD.items()
+}
+"""Per task event class: the state it leaves, whether it appends a Nomad TaskEvent, whether that
+event fails the task, whether it counts a restart, and its bookkeeping update."""
+
+_Stamp = str | int | None
+"""A TaskState time while folding: RFC3339 text as stored, Unix ns not yet formatted, or unset."""
+
+
+def _stamp(value: _Stamp) -> str | None:
+    return rfc3339nano(value) if type(value) is int else value  # type: ignore[return-value]
+
+
+class TaskWork:
+    """One task's ``TaskState`` as plain mutable fields while a batch is folded.
+
+    ``events`` holds the state's Nomad TaskEvents followed by the records of the task events
+    folded since (their TaskEvents are built only if they are among the newest kept).
+    """
+
+    __slots__ = ("Failed", "State", "base", "events", "finished_at", "last_restart", "restarts", "started_at", "touched")
+
+    def __init__(self, base: TaskState) -> None:
+        self.base = base
+        self.State: str = base.State
+        self.Failed: bool = base.Failed
+        self.restarts = base.Restarts
+        self.last_restart: _Stamp = base.LastRestart
+        self.started_at: _Stamp = base.StartedAt
+        self.finished_at: _Stamp = base.FinishedAt
+        self.events: list[TaskEvent | ev.Recorded] | None = None
+        """None until an event is appended; then the base events, then the records appended."""
+        self.touched = False
+
+    def freeze(self) -> TaskState:
+        """The ``TaskState`` ``evolve`` would have built."""
+        events = self.base.Events
+        if self.events is not None:
+            events = tuple(
+                item if type(item) is TaskEvent else _build(item)  # type: ignore[arg-type]
+                for item in self.events[-MAX_TASK_EVENTS:]
+            )
+        return msgspec.structs.replace(
+            self.base,
+            State=self.State,
+            Failed=self.Failed,
+            Restarts=self.restarts,
+            LastRestart=_stamp(self.last_restart),
+            StartedAt=_stamp(self.started_at),
+            FinishedAt=_stamp(self.finished_at),
+            Events=events,
+        )
+
+
+def _build(recorded: ev.Recorded) -> TaskEvent:
+    event: Any = recorded.event
+    return TASK_EVENT_BUILDERS[type(event)](event, recorded.time)
+
+
+class AllocWork:
+    """One allocation's aggregate as plain mutable fields while a batch is folded.
+
+    Made from the aggregate at the batch start (``AllocWork(aggregate)``), folded record by record
+    through ``BULK_FOLDS``, turned back into the ``AllocAggregate`` ``evolve`` would have built by
+    ``freeze`` (once, at the end of the batch).
+    """
+
+    __slots__ = (
+        "base",
+        "changes",
+        "description",
+        "history",
+        "history_set",
+        "modify_index",
+        "modify_time",
+        "runtime",
+        "runtime_changed",
+        "single",
+        "status",
+        "status_stale",
+        "stop_requested",
+        "tasks",
+        "tasks_touched",
+        "version",
+    )  # fmt: skip
+
+    def __init__(self, base: AllocAggregate) -> None:
+        alloc = base.alloc
+        self.base = base
+        self.tasks = {name: TaskWork(ts) for name, ts in (alloc.TaskStates or {}).items()}
+        self.single = len(self.tasks) == 1
+        self.runtime = dict(base.runtime)
+        self.runtime_changed = False
+        self.changes: dict[str, Any] = {}
+        """Allocation fields set by allocation-level events."""
+        self.status = alloc.ClientStatus
+        self.description = alloc.ClientDescription
+        self.history: list[tuple[str, int]] = []
+        """ClientStatus changes since the batch start: (status, Unix ns)."""
+        self.history_set = False
+        self.status_stale = True
+        """Whether ClientStatus must be derived at the next task event (always at the first)."""
+        self.modify_time = alloc.ModifyTime
+        self.modify_index = alloc.ModifyIndex
+        self.version = base.version
+        self.stop_requested = base.stop_requested
+        self.tasks_touched = False
+
+    def fold_task(self, recorded: ev.Recorded) -> None:
+        """Fold one task event record, as ``evolve`` does."""
+        event: Any = recorded.event
+        to, appends, fails, restarting, update = _BULK_TASK_FOLD[type(event)]
+        name: str = event.task
+        task = self.tasks[name]
+        rt = self.runtime[name] if update is not None else None  # lookups first: evolve fails before building
+        time = recorded.time
+        changed = self.status_stale  # whether ClientStatus may change
+        if to is not None and to != task.State:
+            task.State = to
+            changed = True
+            if to == R:
+                task.started_at = time
+            elif to == D and task.finished_at is None:
+                task.finished_at = time
+        if appends:
+            if fails and not task.Failed:
+                task.Failed = changed = True
+            if restarting:
+                task.restarts += 1
+                task.last_restart = time
+            events = task.events
+            if events is None:
+                events = task.events = list(task.base.Events)
+            events.append(recorded)
+            if len(events) > 4 * MAX_TASK_EVENTS:
+                del events[:-MAX_TASK_EVENTS]
+        if not task.touched:
+            task.touched = self.tasks_touched = True
+        if rt is not None:
+            new_rt = update(rt, event)  # type: ignore[misc]
+            if new_rt is not None:
+                self.runtime[name] = new_rt
+                self.runtime_changed = True
+        if changed:  # ClientStatus depends only on the tasks' State and Failed
+            self.status_stale = False
+            one_task = _ONE_TASK_STATUS.get((task.State, task.Failed)) if self.single else None
+            status, description = one_task or derive_client_status(self.tasks.values())
+            if status != self.status or description != self.description:
+                if status != self.status:
+                    self.history.append((status, time))
+                self.history_set = True
+                self.status = status
+                self.description = description
+        self.modify_time = time
+        self.modify_index = recorded.index
+        self.version = recorded.version
+
+    def fold_alloc(self, recorded: ev.Recorded) -> None:
+        """Fold one allocation-level record, as ``_evolve_alloc`` does."""
+        event = recorded.event
+        index = recorded.index
+        changes = self.changes
+        match event:
+            case ev.AllocStopRequested():
+                changes["DesiredTransition"] = DesiredTransition(
+                    Migrate=event.migrate, Reschedule=event.reschedule, NoShutdownDelay=event.no_shutdown_delay
+                )
+                changes["AllocModifyIndex"] = index
+                self.stop_requested = True
+            case ev.AllocDesiredStatusChanged():
+                changes["DesiredStatus"] = event.desired_status
+                changes["DesiredDescription"] = event.description
+                changes["NextAllocation"] = event.next_allocation or changes.get(
+                    "NextAllocation", self.base.alloc.NextAllocation
+                )
+                changes["AllocModifyIndex"] = index
+                self.modify_time = recorded.time
+            case ev.ExecSessionRecorded():
+                self.version = recorded.version
+                return
+            case _:
+                raise LifecycleError(f"event {type(event).__name__} does not belong to an allocation stream")
+        self.modify_index = index
+        self.version = recorded.version
+
+    def freeze(self) -> AllocAggregate:
+        """The aggregate ``evolve`` would have built from the same records."""
+        base = self.base
+        alloc = base.alloc
+        fields: dict[str, Any] = dict(self.changes)
+        if self.tasks_touched:
+            tasks = self.tasks
+            fields["TaskStates"] = {
+                name: work.freeze() if work.touched else work.base for name, work in tasks.items()
+            }
+        if self.history_set:
+            fields["ClientStatus"] = self.status
+            fields["ClientDescription"] = self.description
+            added = [AllocState(Field=0, Value=status, Time=rfc3339nano(time)) for status, time in self.history]
+            fields["AllocStates"] = (*(alloc.AllocStates or ()), *added)
+        if fields or self.modify_index != alloc.ModifyIndex or self.modify_time != alloc.ModifyTime:
+            alloc = msgspec.structs.replace(alloc, ModifyTime=self.modify_time, ModifyIndex=self.modify_index, **fields)
+        return msgspec.structs.replace(
+            base,
+            alloc=alloc,
+            runtime=self.runtime if self.runtime_changed else base.runtime,
+            version=self.version,
+            stop_requested=self.stop_requested,
+        )
+
+
+BULK_FOLDS: dict[type[ev.Event], Callable[[AllocWork, ev.Recorded], None]] = {
+    **dict.fromkeys(_BULK_TASK_FOLD, AllocWork.fold_task),
+    ev.AllocStopRequested: AllocWork.fold_alloc,
+    ev.AllocDesiredStatusChanged: AllocWork.fold_alloc,
+    ev.ExecSessionRecorded: AllocWork.fold_alloc,
+}
+"""The allocation-stream events a bulk fold folds into an ``AllocWork`` (others go through ``evolve``)."""
 
 
 # --- decide -------------------------------------------------------------------------------------

@@ -430,9 +430,7 @@ def restore_state(log: RecordSource, directory: Path | None) -> Restored:
     state, path, rejected = load_newest(log, directory)
     restored = Restored(state=state or ClusterState(), snapshot=path, rejected=rejected)
     with paused_gc():
-        for recorded in log.iter_records(after=restored.state.last_index):
-            restored.state.apply(recorded)
-            restored.replayed += 1
+        restored.replayed = restored.state.apply_all(log.iter_records(after=restored.state.last_index))
     if restored.state.last_index >= FREEZE_AFTER:
         gc.freeze()
     if path is not None:
