@@ -54,15 +54,13 @@ class ClusterState:
         work: dict[str, AllocWork] = {}  # by stream
         folds = BULK_FOLDS
         versions = self.stream_versions
-        table_index = self.table_index
-        audit = ev.ExecSessionRecorded
         last = self.last_index
+        touched = 0  # index of the last record that changed an allocation, not yet in table_index
         count = 0
         try:
             for recorded in records:
                 index, stream = recorded.index, recorded.stream
-                kind = type(recorded.event)
-                fold = folds.get(kind) if stream.startswith("alloc/") else None
+                fold = folds.get(type(recorded.event)) if stream.startswith("alloc/") else None
                 if fold is None:
                     # everything else, AllocPlaced included, goes through apply, after the
                     # allocation it may touch is brought up to date
@@ -70,6 +68,9 @@ class ClusterState:
                     if isinstance(event, ev.AllocPlaced):
                         self._freeze(work, ev.alloc_stream(event.alloc_id))
                     self._freeze(work, stream)
+                    if touched:
+                        self.table_index["allocs"] = touched
+                        touched = 0
                     self.last_index = last
                     self.apply(recorded)
                     last = index
@@ -84,11 +85,12 @@ class ClusterState:
                     self.last_index = last  # as apply leaves it if the allocation is unknown
                     state = work[stream] = AllocWork(allocs[stream[6:]])
                 fold(state, recorded)
-                if kind is not audit:  # audit records change nothing a client sees
-                    table_index["allocs"] = index
+                touched = index
                 count += 1
         finally:
             self.last_index = last
+            if touched:
+                self.table_index["allocs"] = touched
             for stream, state in work.items():
                 allocs[stream[6:]] = state.freeze()
         return count
@@ -109,7 +111,11 @@ class ClusterState:
             raise ValueError(f"record index {index} not after {self.last_index}")
         self.last_index = index
         self.stream_versions[stream] = recorded.version
-        if stream.startswith("alloc/") and type(event) is not ev.AllocPlaced:
+        if type(event) is ev.AllocPlaced:  # before the match below: one per allocation
+            self.allocs[event.alloc_id] = place(recorded)
+            self.table_index["allocs"] = index
+            return
+        if stream.startswith("alloc/"):
             # the replay hot path: most records are allocation events
             allocs, alloc_id = self.allocs, stream[6:]
             allocs[alloc_id] = evolve(allocs[alloc_id], recorded)

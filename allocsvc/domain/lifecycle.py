@@ -21,7 +21,6 @@ from allocsvc.domain.model import (
     ClientStatus,
     DesiredStatus,
     DesiredTransition,
-    TaskEvent,
     TaskState,
     TaskStatus,
     is_terminal_client_status,
@@ -74,7 +73,7 @@ class TaskRuntime(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     started_once: bool = False
 
 
-class AllocAggregate(msgspec.Struct, frozen=True, kw_only=True):
+class AllocAggregate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One allocation's state: Nomad's ``Allocation`` plus the bookkeeping replay needs."""
 
     alloc: Allocation
@@ -324,12 +323,23 @@ _FAILS_TASK: frozenset[type[ev.TaskEventBase]] = frozenset({ev.TaskNotRestarting
 _COUNTS_RESTART: frozenset[type[ev.TaskEventBase]] = frozenset({ev.TaskRestarting})
 """Task event classes whose Nomad TaskEvent is of type ``Restarting`` (counted in ``Restarts``)."""
 
-_BULK_TASK_FOLD: dict[type[ev.TaskEventBase], tuple[TaskStatus | None, bool, bool, bool, RuntimeUpdate | None]] = {
-    t: (to, build is not None, t in _FAILS_TASK, t in _COUNTS_RESTART, update)
+# What a task event does to the task's ``TaskRuntime`` in a bulk fold (as ``_RUNTIME_UPDATES``)
+_RT_NONE, _RT_STARTED, _RT_RESTART_SIGNALED, _RT_KILLING, _RT_RESTARTING, _RT_FINISHED = range(6)
+
+_RT_OPS: dict[RuntimeUpdate, int] = {
+    _after_started: _RT_STARTED,
+    _after_restart_signaled: _RT_RESTART_SIGNALED,
+    _after_killing: _RT_KILLING,
+    _after_restarting: _RT_RESTARTING,
+    _after_finished: _RT_FINISHED,
+}
+
+_BULK_TASK_FOLD: dict[type[ev.TaskEventBase], tuple[TaskStatus | None, bool, bool, bool, int]] = {
+    t: (to, build is not None, t in _FAILS_TASK, t in _COUNTS_RESTART, _RT_OPS[update] if update else _RT_NONE)
     for t, (to, build, update) in _TASK_FOLD.items()
 }
 """Per task event class: the state it leaves, whether it appends a Nomad TaskEvent, whether that
-event fails the task, whether it counts a restart, and its bookkeeping update."""
+event fails the task, whether it counts a restart, and what it does to the task's bookkeeping."""
 
 _Stamp = str | int | None
 """A TaskState time while folding: RFC3339 text as stored, Unix ns not yet formatted, or unset."""
@@ -340,15 +350,19 @@ def _stamp(value: _Stamp) -> str | None:
 
 
 class TaskWork:
-    """One task's ``TaskState`` as plain mutable fields while a batch is folded.
+    """One task's ``TaskState`` and ``TaskRuntime`` as plain mutable fields while a batch is folded.
 
-    ``events`` holds the state's Nomad TaskEvents followed by the records of the task events
-    folded since (their TaskEvents are built only if they are among the newest kept).
+    ``events`` holds the state's Nomad TaskEvents and the task events folded since, flattened as
+    ``[item, time, item, time, ...]``; a folded event's TaskEvent is built only if it is among the
+    newest kept, and the records themselves are not kept (a replay holds thousands of these).
     """
 
-    __slots__ = ("Failed", "State", "base", "events", "finished_at", "last_restart", "restarts", "started_at", "touched")
+    __slots__ = (
+        "Failed", "State", "attempts", "base", "events", "finished_at", "kill_requested", "last_restart",
+        "restart_requested", "restarts", "rt", "rt_changed", "started_at", "started_once", "window_start",
+    )  # fmt: skip
 
-    def __init__(self, base: TaskState) -> None:
+    def __init__(self, base: TaskState, rt: TaskRuntime | None) -> None:
         self.base = base
         self.State: str = base.State
         self.Failed: bool = base.Failed
@@ -356,17 +370,25 @@ class TaskWork:
         self.last_restart: _Stamp = base.LastRestart
         self.started_at: _Stamp = base.StartedAt
         self.finished_at: _Stamp = base.FinishedAt
-        self.events: list[TaskEvent | ev.Recorded] | None = None
-        """None until an event is appended; then the base events, then the records appended."""
-        self.touched = False
+        self.events: list[Any] | None = None
+        """None until an event is appended; then (TaskEvent, None) or (task event, Unix ns) pairs."""
+        self.rt = rt
+        """The task's bookkeeping at the batch start (None: the aggregate has none for it)."""
+        self.rt_changed = False
+        if rt is not None:
+            self.kill_requested = rt.kill_requested
+            self.restart_requested = rt.restart_requested
+            self.started_once = rt.started_once
+            self.attempts = rt.tracker.attempts
+            self.window_start = rt.tracker.window_start
 
     def freeze(self) -> TaskState:
         """The ``TaskState`` ``evolve`` would have built."""
         events = self.base.Events
         if self.events is not None:
+            pairs = iter(self.events[-2 * MAX_TASK_EVENTS :])
             events = tuple(
-                item if type(item) is TaskEvent else _build(item)  # type: ignore[arg-type]
-                for item in self.events[-MAX_TASK_EVENTS:]
+                item if time is None else TASK_EVENT_BUILDERS[type(item)](item, time) for item, time in zip(pairs, pairs, strict=True)
             )
         return msgspec.structs.replace(
             self.base,
@@ -379,10 +401,19 @@ class TaskWork:
             Events=events,
         )
 
-
-def _build(recorded: ev.Recorded) -> TaskEvent:
-    event: Any = recorded.event
-    return TASK_EVENT_BUILDERS[type(event)](event, recorded.time)
+    def freeze_runtime(self) -> TaskRuntime:
+        """The ``TaskRuntime`` the ``_RUNTIME_UPDATES`` would have left."""
+        rt = self.rt
+        assert rt is not None
+        tracker = rt.tracker
+        if tracker.attempts != self.attempts or tracker.window_start != self.window_start:
+            tracker = Tracker(attempts=self.attempts, window_start=self.window_start)
+        return TaskRuntime(
+            tracker=tracker,
+            kill_requested=self.kill_requested,
+            restart_requested=self.restart_requested,
+            started_once=self.started_once,
+        )
 
 
 class AllocWork:
@@ -394,30 +425,16 @@ class AllocWork:
     """
 
     __slots__ = (
-        "base",
-        "changes",
-        "description",
-        "history",
-        "history_set",
-        "modify_index",
-        "modify_time",
-        "runtime",
-        "runtime_changed",
-        "single",
-        "status",
-        "status_stale",
-        "stop_requested",
-        "tasks",
-        "tasks_touched",
-        "version",
+        "base", "changes", "description", "history", "history_set", "modify_index", "modify_time",
+        "runtime_changed", "single", "status", "status_stale", "stop_requested", "tasks", "tasks_touched", "version",
     )  # fmt: skip
 
     def __init__(self, base: AllocAggregate) -> None:
         alloc = base.alloc
+        runtime = base.runtime
         self.base = base
-        self.tasks = {name: TaskWork(ts) for name, ts in (alloc.TaskStates or {}).items()}
+        self.tasks = {name: TaskWork(ts, runtime.get(name)) for name, ts in (alloc.TaskStates or {}).items()}
         self.single = len(self.tasks) == 1
-        self.runtime = dict(base.runtime)
         self.runtime_changed = False
         self.changes: dict[str, Any] = {}
         """Allocation fields set by allocation-level events."""
@@ -437,10 +454,10 @@ class AllocWork:
     def fold_task(self, recorded: ev.Recorded) -> None:
         """Fold one task event record, as ``evolve`` does."""
         event: Any = recorded.event
-        to, appends, fails, restarting, update = _BULK_TASK_FOLD[type(event)]
-        name: str = event.task
-        task = self.tasks[name]
-        rt = self.runtime[name] if update is not None else None  # lookups first: evolve fails before building
+        to, appends, fails, restarting, rt_op = _BULK_TASK_FOLD[type(event)]
+        task = self.tasks[event.task]
+        if rt_op and task.rt is None:  # evolve fails before changing anything
+            raise KeyError(event.task)
         time = recorded.time
         changed = self.status_stale  # whether ClientStatus may change
         if to is not None and to != task.State:
@@ -458,17 +475,31 @@ class AllocWork:
                 task.last_restart = time
             events = task.events
             if events is None:
-                events = task.events = list(task.base.Events)
-            events.append(recorded)
-            if len(events) > 4 * MAX_TASK_EVENTS:
-                del events[:-MAX_TASK_EVENTS]
-        if not task.touched:
-            task.touched = self.tasks_touched = True
-        if rt is not None:
-            new_rt = update(rt, event)  # type: ignore[misc]
-            if new_rt is not None:
-                self.runtime[name] = new_rt
-                self.runtime_changed = True
+                events = task.events = [x for e in task.base.Events for x in (e, None)]
+            events.append(event)
+            events.append(time)
+            if len(events) > 6 * MAX_TASK_EVENTS:
+                del events[: -2 * MAX_TASK_EVENTS]
+        self.tasks_touched = True
+        if rt_op:
+            if rt_op == _RT_STARTED:
+                if not task.started_once or task.restart_requested:
+                    task.started_once = True
+                    task.restart_requested = False
+                    task.rt_changed = self.runtime_changed = True
+            elif rt_op == _RT_RESTARTING:
+                if event.attempts or event.window_start:  # a user restart leaves the policy tracker alone
+                    task.attempts = event.attempts
+                    task.window_start = event.window_start
+                    task.rt_changed = self.runtime_changed = True
+            elif rt_op == _RT_KILLING:
+                task.kill_requested = task.rt_changed = self.runtime_changed = True
+            elif rt_op == _RT_RESTART_SIGNALED:
+                task.restart_requested = task.rt_changed = self.runtime_changed = True
+            else:  # _RT_FINISHED
+                task.attempts = event.attempts
+                task.window_start = event.window_start
+                task.rt_changed = self.runtime_changed = True
         if changed:  # ClientStatus depends only on the tasks' State and Failed
             self.status_stale = False
             one_task = _ONE_TASK_STATUS.get((task.State, task.Failed)) if self.single else None
@@ -484,30 +515,25 @@ class AllocWork:
         self.version = recorded.version
 
     def fold_alloc(self, recorded: ev.Recorded) -> None:
-        """Fold one allocation-level record, as ``_evolve_alloc`` does."""
+        """Fold one allocation-level record, as ``_evolve_alloc`` does (audit records are not folded here)."""
         event = recorded.event
         index = recorded.index
         changes = self.changes
-        match event:
-            case ev.AllocStopRequested():
-                changes["DesiredTransition"] = DesiredTransition(
-                    Migrate=event.migrate, Reschedule=event.reschedule, NoShutdownDelay=event.no_shutdown_delay
-                )
-                changes["AllocModifyIndex"] = index
-                self.stop_requested = True
-            case ev.AllocDesiredStatusChanged():
-                changes["DesiredStatus"] = event.desired_status
-                changes["DesiredDescription"] = event.description
-                changes["NextAllocation"] = event.next_allocation or changes.get(
-                    "NextAllocation", self.base.alloc.NextAllocation
-                )
-                changes["AllocModifyIndex"] = index
-                self.modify_time = recorded.time
-            case ev.ExecSessionRecorded():
-                self.version = recorded.version
-                return
-            case _:
-                raise LifecycleError(f"event {type(event).__name__} does not belong to an allocation stream")
+        if isinstance(event, ev.AllocStopRequested):
+            changes["DesiredTransition"] = DesiredTransition(
+                Migrate=event.migrate, Reschedule=event.reschedule, NoShutdownDelay=event.no_shutdown_delay
+            )
+            changes["AllocModifyIndex"] = index
+            self.stop_requested = True
+        else:
+            assert isinstance(event, ev.AllocDesiredStatusChanged)
+            changes["DesiredStatus"] = event.desired_status
+            changes["DesiredDescription"] = event.description
+            changes["NextAllocation"] = event.next_allocation or changes.get(
+                "NextAllocation", self.base.alloc.NextAllocation
+            )
+            changes["AllocModifyIndex"] = index
+            self.modify_time = recorded.time
         self.modify_index = index
         self.version = recorded.version
 
@@ -516,11 +542,9 @@ class AllocWork:
         base = self.base
         alloc = base.alloc
         fields: dict[str, Any] = dict(self.changes)
+        tasks = self.tasks
         if self.tasks_touched:
-            tasks = self.tasks
-            fields["TaskStates"] = {
-                name: work.freeze() if work.touched else work.base for name, work in tasks.items()
-            }
+            fields["TaskStates"] = {name: work.freeze() for name, work in tasks.items()}
         if self.history_set:
             fields["ClientStatus"] = self.status
             fields["ClientDescription"] = self.description
@@ -528,12 +552,11 @@ class AllocWork:
             fields["AllocStates"] = (*(alloc.AllocStates or ()), *added)
         if fields or self.modify_index != alloc.ModifyIndex or self.modify_time != alloc.ModifyTime:
             alloc = msgspec.structs.replace(alloc, ModifyTime=self.modify_time, ModifyIndex=self.modify_index, **fields)
+        runtime = base.runtime
+        if self.runtime_changed:
+            runtime = {**runtime, **{name: work.freeze_runtime() for name, work in tasks.items() if work.rt_changed}}
         return msgspec.structs.replace(
-            base,
-            alloc=alloc,
-            runtime=self.runtime if self.runtime_changed else base.runtime,
-            version=self.version,
-            stop_requested=self.stop_requested,
+            base, alloc=alloc, runtime=runtime, version=self.version, stop_requested=self.stop_requested
         )
 
 
@@ -541,9 +564,9 @@ BULK_FOLDS: dict[type[ev.Event], Callable[[AllocWork, ev.Recorded], None]] = {
     **dict.fromkeys(_BULK_TASK_FOLD, AllocWork.fold_task),
     ev.AllocStopRequested: AllocWork.fold_alloc,
     ev.AllocDesiredStatusChanged: AllocWork.fold_alloc,
-    ev.ExecSessionRecorded: AllocWork.fold_alloc,
 }
-"""The allocation-stream events a bulk fold folds into an ``AllocWork`` (others go through ``evolve``)."""
+"""The allocation-stream events a bulk fold folds into an ``AllocWork``; others (audit records,
+which change nothing a client sees, and unknown ones) go through ``evolve``."""
 
 
 # --- decide -------------------------------------------------------------------------------------

@@ -312,7 +312,7 @@ class AllocState(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     Time: str
 
 
-class Allocation(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+class Allocation(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True, gc=False):
     """An allocation as Nomad's ``Allocation`` struct.
 
     ``omit_defaults`` reproduces Nomad's struct-level omitempty: zero values are dropped from JSON.
