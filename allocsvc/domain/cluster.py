@@ -60,8 +60,9 @@ class ClusterState:
         try:
             for recorded in records:
                 index, stream = recorded.index, recorded.stream
-                fold = folds.get(type(recorded.event)) if stream.startswith("alloc/") else None
-                if fold is None:
+                fold = folds.get(type(recorded.event))
+                state = work.get(stream)  # only allocation streams are ever in work
+                if fold is None or (state is None and not stream.startswith("alloc/")):
                     # everything else, AllocPlaced included, goes through apply, after the
                     # allocation it may touch is brought up to date
                     event = recorded.event
@@ -80,7 +81,6 @@ class ClusterState:
                     raise ValueError(f"record index {index} not after {last}")
                 last = index
                 versions[stream] = recorded.version
-                state = work.get(stream)
                 if state is None:
                     self.last_index = last  # as apply leaves it if the allocation is unknown
                     state = work[stream] = AllocWork(allocs[stream[6:]])

@@ -478,7 +478,7 @@ class AllocWork:
                 events = task.events = [x for e in task.base.Events for x in (e, None)]
             events.append(event)
             events.append(time)
-            if len(events) > 6 * MAX_TASK_EVENTS:
+            if len(events) > 2 * MAX_TASK_EVENTS + 8:
                 del events[: -2 * MAX_TASK_EVENTS]
         self.tasks_touched = True
         if rt_op:
