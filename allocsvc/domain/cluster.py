@@ -91,7 +91,8 @@ class ClusterState:
             self.last_index = last
             if touched:
                 self.table_index["allocs"] = touched
-            for stream, state in work.items():
+            while work:  # each working copy is freed right after its freeze, while still in cache
+                stream, state = work.popitem()
                 allocs[stream[6:]] = state.freeze()
         return count
 
