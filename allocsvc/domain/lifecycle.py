@@ -500,19 +500,106 @@ class AllocWork:
                 task.attempts = event.attempts
                 task.window_start = event.window_start
                 task.rt_changed = self.runtime_changed = True
-        if changed:  # ClientStatus depends only on the tasks' State and Failed
-            self.status_stale = False
-            one_task = _ONE_TASK_STATUS.get((task.State, task.Failed)) if self.single else None
-            status, description = one_task or derive_client_status(self.tasks.values())
-            if status != self.status or description != self.description:
-                if status != self.status:
-                    self.history.append((status, time))
-                self.history_set = True
-                self.status = status
-                self.description = description
+        if changed:
+            self._derive(task, time)
         self.modify_time = time
         self.modify_index = recorded.index
         self.version = recorded.version
+
+    # ``fold_task`` for the three commonest task events (seven in ten records of a typical log),
+    # with its table lookups resolved; the property tests hold each to ``evolve``.
+
+    def fold_terminated(self, recorded: ev.Recorded) -> None:
+        """``fold_task`` for ``TaskTerminated``: appends an event; no state or bookkeeping change."""
+        event: Any = recorded.event
+        task = self.tasks[event.task]
+        time = recorded.time
+        events = task.events
+        if events is None:
+            events = task.events = [x for e in task.base.Events for x in (e, None)]
+        events.append(event)
+        events.append(time)
+        if len(events) > 2 * MAX_TASK_EVENTS + 8:
+            del events[: -2 * MAX_TASK_EVENTS]
+        self.tasks_touched = True
+        if self.status_stale:
+            self._derive(task, time)
+        self.modify_time = time
+        self.modify_index = recorded.index
+        self.version = recorded.version
+
+    def fold_started(self, recorded: ev.Recorded) -> None:
+        """``fold_task`` for ``TaskStarted``: the task runs; bookkeeping as ``_after_started``."""
+        event: Any = recorded.event
+        task = self.tasks[event.task]
+        if task.rt is None:
+            raise KeyError(event.task)
+        time = recorded.time
+        changed = self.status_stale
+        if task.State != R:
+            task.State = R
+            task.started_at = time
+            changed = True
+        events = task.events
+        if events is None:
+            events = task.events = [x for e in task.base.Events for x in (e, None)]
+        events.append(event)
+        events.append(time)
+        if len(events) > 2 * MAX_TASK_EVENTS + 8:
+            del events[: -2 * MAX_TASK_EVENTS]
+        self.tasks_touched = True
+        if not task.started_once or task.restart_requested:
+            task.started_once = True
+            task.restart_requested = False
+            task.rt_changed = self.runtime_changed = True
+        if changed:
+            self._derive(task, time)
+        self.modify_time = time
+        self.modify_index = recorded.index
+        self.version = recorded.version
+
+    def fold_restarting(self, recorded: ev.Recorded) -> None:
+        """``fold_task`` for ``TaskRestarting``: pending again, one restart more; as ``_after_restarting``."""
+        event: Any = recorded.event
+        task = self.tasks[event.task]
+        if task.rt is None:
+            raise KeyError(event.task)
+        time = recorded.time
+        changed = self.status_stale
+        if task.State != P:
+            task.State = P
+            changed = True
+        task.restarts += 1
+        task.last_restart = time
+        events = task.events
+        if events is None:
+            events = task.events = [x for e in task.base.Events for x in (e, None)]
+        events.append(event)
+        events.append(time)
+        if len(events) > 2 * MAX_TASK_EVENTS + 8:
+            del events[: -2 * MAX_TASK_EVENTS]
+        self.tasks_touched = True
+        if event.attempts or event.window_start:  # a user restart leaves the policy tracker alone
+            task.attempts = event.attempts
+            task.window_start = event.window_start
+            task.rt_changed = self.runtime_changed = True
+        if changed:
+            self._derive(task, time)
+        self.modify_time = time
+        self.modify_index = recorded.index
+        self.version = recorded.version
+
+    def _derive(self, task: TaskWork, time: int) -> None:
+        """Derive ClientStatus after ``task`` changed (it depends only on the tasks' State and Failed)."""
+        self.status_stale = False
+        one_task = _ONE_TASK_STATUS.get((task.State, task.Failed)) if self.single else None
+        status, description = one_task or derive_client_status(self.tasks.values())
+        if status != self.status or description != self.description:
+            if status != self.status:
+                self.history.append((status, time))
+            self.history_set = True
+            self.status = status
+            self.description = description
 
     def fold_alloc(self, recorded: ev.Recorded) -> None:
         """Fold one allocation-level record, as ``_evolve_alloc`` does (audit records are not folded here)."""
@@ -562,6 +649,9 @@ class AllocWork:
 
 BULK_FOLDS: dict[type[ev.Event], Callable[[AllocWork, ev.Recorded], None]] = {
     **dict.fromkeys(_BULK_TASK_FOLD, AllocWork.fold_task),
+    ev.TaskTerminated: AllocWork.fold_terminated,
+    ev.TaskStarted: AllocWork.fold_started,
+    ev.TaskRestarting: AllocWork.fold_restarting,
     ev.AllocStopRequested: AllocWork.fold_alloc,
     ev.AllocDesiredStatusChanged: AllocWork.fold_alloc,
 }

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -20,7 +22,14 @@ from hypothesis import given, settings, strategies as st
 from allocsvc.domain import events as ev
 from allocsvc.domain.cluster import ClusterState
 from allocsvc.domain.display import TASK_EVENT_BUILDERS
-from allocsvc.domain.lifecycle import _COUNTS_RESTART, _FAILS_TASK, TASK_RULES
+from allocsvc.domain.lifecycle import (
+    _BULK_TASK_FOLD,
+    _COUNTS_RESTART,
+    _FAILS_TASK,
+    BULK_FOLDS,
+    TASK_RULES,
+    AllocWork,
+)
 from allocsvc.domain.model import Evaluation, Namespace
 from allocsvc.gocompat import SECOND
 from allocsvc.store.sqlite import iter_file_records
@@ -143,6 +152,17 @@ def assert_same(bulk: ClusterState, reference: ClusterState) -> None:
     assert msgspec.json.encode(bulk.allocs) == msgspec.json.encode(reference.allocs)
 
 
+@contextmanager
+def generic_task_folds() -> Iterator[None]:
+    """Fold every task event with the table-driven ``fold_task`` (not its specialised copies)."""
+    saved = dict(BULK_FOLDS)
+    BULK_FOLDS.update(dict.fromkeys(_BULK_TASK_FOLD, AllocWork.fold_task))
+    try:
+        yield
+    finally:
+        BULK_FOLDS.update(saved)
+
+
 log_args = (
     st.lists(steps, max_size=120),
     st.lists(st.integers(1, 3), min_size=3, max_size=3),
@@ -161,6 +181,10 @@ def test_apply_all_equals_apply_per_record(
     whole = ClusterState()
     assert whole.apply_all(records) == len(records)
     assert_same(whole, reference)
+    generic = ClusterState()
+    with generic_task_folds():
+        generic.apply_all(records)
+    assert_same(generic, reference)
 
     # batches of any size, each starting from the state the previous ones left
     cuts = sorted(data.draw(st.lists(st.integers(0, len(records)), max_size=6)))
