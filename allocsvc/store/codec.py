@@ -86,9 +86,9 @@ def decode_event(data: bytes) -> Event:
     return result
 
 
-def checksum(data: bytes) -> int:
-    """CRC32 stored beside each record so corruption is named, not decoded into garbage."""
-    return zlib.crc32(data)
+checksum: Callable[[bytes], int] = zlib.crc32
+"""CRC32 stored beside each record so corruption is named, not decoded into garbage: ``zlib.crc32``
+itself (a Python wrapper cost ~3 % of reading a record)."""
 
 
 def event_tag(event: Event) -> str:
