@@ -130,27 +130,28 @@ def go_quote(text: str) -> str:
     return "".join(out)
 
 
-_last_second: list[tuple[int, str]] = [(0, "1970-01-01T00:00:00")]
-"""The last second formatted: consecutive timestamps mostly share it (replay formats millions)."""
+_seconds: dict[int, str] = {}
+"""``%Y-%m-%dT%H:%M:%S.`` of each Unix second formatted: replay formats millions of timestamps from
+a few thousand seconds (a batch fold formats them out of time order, so one entry is not enough)."""
 
-_last_stamp: list[tuple[int, str]] = [(0, "1970-01-01T00:00:00Z")]
-"""The last timestamp formatted: one fold step often formats its record's time more than once."""
+_SECONDS_KEPT = 4096
+"""``_seconds`` is emptied when it reaches this size."""
+
+
+def _second(seconds: int) -> str:
+    if len(_seconds) >= _SECONDS_KEPT:
+        _seconds.clear()
+    text = _seconds[seconds] = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+    return text
 
 
 def rfc3339nano(unix_ns: int) -> str:
     """Format Unix nanoseconds as Go's RFC3339Nano in UTC (trailing zeros trimmed)."""
-    last_ns, text = _last_stamp[0]
-    if unix_ns == last_ns:
-        return text
     seconds, nanos = divmod(unix_ns, SECOND)
-    cached_second, base = _last_second[0]
-    if seconds != cached_second:
-        base = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        _last_second[0] = (seconds, base)
-    # str(nanos + SECOND)[1:] is the nine-digit zero-padded fraction (faster than a format spec)
-    text = f"{base}.{str(nanos + SECOND)[1:].rstrip('0')}Z" if nanos else base + "Z"
-    _last_stamp[0] = (unix_ns, text)
-    return text
+    base = _seconds.get(seconds) or _second(seconds)
+    if nanos:
+        return f"{base}{('%09d' % nanos).rstrip('0')}Z"  # noqa: UP031 - faster than a format spec
+    return base[:-1] + "Z"
 
 
 def go_json_fixup(data: bytes) -> bytes:

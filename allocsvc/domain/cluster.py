@@ -15,7 +15,7 @@ import msgspec
 from allocsvc.domain import events as ev
 from allocsvc.domain.acl_events import ACL_STREAM_PREFIX
 from allocsvc.domain.acl_state import ACLState
-from allocsvc.domain.lifecycle import AllocAggregate, evolve, place
+from allocsvc.domain.lifecycle import BULK_FOLDS, AllocAggregate, AllocWork, evolve, place
 from allocsvc.domain.model import Evaluation, Job, Namespace
 
 DEFAULT_NAMESPACE = Namespace(Name="default", Description="Default shared namespace")
@@ -43,10 +43,64 @@ class ClusterState:
         self.stream_versions: dict[str, int] = {}
         self.acl = ACLState()
 
-    def apply_all(self, records: Iterable[ev.Recorded]) -> None:
-        """Apply records in order."""
-        for recorded in records:
-            self.apply(recorded)
+    def apply_all(self, records: Iterable[ev.Recorded]) -> int:
+        """Apply records in order (a batch: startup replay, time travel); returns how many.
+
+        Equals ``apply`` per record, faster: allocation records are folded into mutable
+        ``AllocWork`` copies that become ``AllocAggregate`` values again when the batch ends
+        (or fails), so ``allocs`` is only current once this returns.
+        """
+        allocs = self.allocs
+        work: dict[str, AllocWork] = {}  # by stream
+        folds = BULK_FOLDS
+        versions = self.stream_versions
+        last = self.last_index
+        touched = 0  # index of the last record that changed an allocation, not yet in table_index
+        count = 0
+        try:
+            for recorded in records:
+                index, stream = recorded.index, recorded.stream
+                fold = folds.get(type(recorded.event))
+                state = work.get(stream)  # only allocation streams are ever in work
+                if fold is None or (state is None and not stream.startswith("alloc/")):
+                    # everything else, AllocPlaced included, goes through apply, after the
+                    # allocation it may touch is brought up to date
+                    event = recorded.event
+                    if isinstance(event, ev.AllocPlaced):
+                        self._freeze(work, ev.alloc_stream(event.alloc_id))
+                    self._freeze(work, stream)
+                    if touched:
+                        self.table_index["allocs"] = touched
+                        touched = 0
+                    self.last_index = last
+                    self.apply(recorded)
+                    last = index
+                    count += 1
+                    continue
+                if index <= last:
+                    raise ValueError(f"record index {index} not after {last}")
+                last = index
+                versions[stream] = recorded.version
+                if state is None:
+                    self.last_index = last  # as apply leaves it if the allocation is unknown
+                    state = work[stream] = AllocWork(allocs[stream[6:]])
+                fold(state, recorded)
+                touched = index
+                count += 1
+        finally:
+            self.last_index = last
+            if touched:
+                self.table_index["allocs"] = touched
+            while work:  # each working copy is freed right after its freeze, while still in cache
+                stream, state = work.popitem()
+                allocs[stream[6:]] = state.freeze()
+        return count
+
+    def _freeze(self, work: dict[str, AllocWork], stream: str) -> None:
+        """Write back the working copy of ``stream``'s allocation, if a batch holds one."""
+        state = work.pop(stream, None)
+        if state is not None:
+            self.allocs[stream[6:]] = state.freeze()
 
     def _touch(self, table: str, index: int) -> None:
         self.table_index[table] = index
@@ -58,7 +112,11 @@ class ClusterState:
             raise ValueError(f"record index {index} not after {self.last_index}")
         self.last_index = index
         self.stream_versions[stream] = recorded.version
-        if stream.startswith("alloc/") and type(event) is not ev.AllocPlaced:
+        if type(event) is ev.AllocPlaced:  # before the match below: one per allocation
+            self.allocs[event.alloc_id] = place(recorded)
+            self.table_index["allocs"] = index
+            return
+        if stream.startswith("alloc/"):
             # the replay hot path: most records are allocation events
             allocs, alloc_id = self.allocs, stream[6:]
             allocs[alloc_id] = evolve(allocs[alloc_id], recorded)

@@ -151,13 +151,25 @@ def to_task_event(event: ev.TaskEventBase, time: int) -> TaskEvent | None:
     return None if build is None else build(event, time)
 
 
+# The builders share one Details dict between the TaskEvents with the same fields (dicts inside
+# frozen structs are never changed, as everywhere in the state; snapshot copies rely on it): a
+# replay builds hundreds of thousands of TaskEvents from a few distinct (exit code, delay, ...).
+
+_NO_DETAILS: dict[str, str] = {}
+
+
 def _received(event: ev.TaskReceived, time: int) -> TaskEvent:
-    return TaskEvent(Type="Received", Time=time, DisplayMessage=RECEIVED_MESSAGE)
+    return TaskEvent(Type="Received", Time=time, DisplayMessage=RECEIVED_MESSAGE, Details=_NO_DETAILS)
+
+
+@lru_cache(maxsize=1024)
+def _message_details(message: str) -> dict[str, str]:
+    return {"message": message}
 
 
 def _setup_ran(event: ev.TaskSetupRan, time: int) -> TaskEvent:
     m = event.message
-    return TaskEvent(Type="Task Setup", Time=time, Message=m, DisplayMessage=m, Details={"message": m})
+    return TaskEvent(Type="Task Setup", Time=time, Message=m, DisplayMessage=m, Details=_message_details(m))
 
 
 def _driver_messaged(event: ev.TaskDriverMessaged, time: int) -> TaskEvent:
@@ -168,7 +180,7 @@ def _driver_messaged(event: ev.TaskDriverMessaged, time: int) -> TaskEvent:
 
 
 def _started(event: ev.TaskStarted, time: int) -> TaskEvent:
-    return TaskEvent(Type="Started", Time=time, DisplayMessage=STARTED_MESSAGE)
+    return TaskEvent(Type="Started", Time=time, DisplayMessage=STARTED_MESSAGE, Details=_NO_DETAILS)
 
 
 def _driver_failed(event: ev.TaskDriverFailed, time: int) -> TaskEvent:
@@ -182,10 +194,15 @@ def _driver_failed(event: ev.TaskDriverFailed, time: int) -> TaskEvent:
     )
 
 
+@lru_cache(maxsize=256)
+def _signal_details(signal: str) -> dict[str, str]:
+    return {"signal": signal}
+
+
 def _signaled(event: ev.TaskSignaled, time: int) -> TaskEvent:
     # TaskSignal and TaskSignalReason stay empty, so DisplayMessage is the generic one
     return TaskEvent(
-        Type="Signaling", Time=time, DisplayMessage=SIGNALING_MESSAGE, Details={"signal": event.signal}
+        Type="Signaling", Time=time, DisplayMessage=SIGNALING_MESSAGE, Details=_signal_details(event.signal)
     )
 
 
@@ -200,18 +217,23 @@ def _restart_signaled(event: ev.TaskRestartSignaled, time: int) -> TaskEvent:
     )
 
 
-def _killing(event: ev.TaskKilling, time: int) -> TaskEvent:
-    timeout, reason = event.kill_timeout, event.reason
+@lru_cache(maxsize=1024)
+def _killing_details(timeout: int, reason: str) -> dict[str, str]:
     details = {"kill_timeout": format_duration(timeout)}
     if reason:
         details["kill_reason"] = reason
+    return details
+
+
+def _killing(event: ev.TaskKilling, time: int) -> TaskEvent:
+    timeout, reason = event.kill_timeout, event.reason
     return TaskEvent(
         Type="Killing",
         Time=time,
         KillTimeout=timeout,
         KillReason=reason,
         DisplayMessage=killing_message(reason, timeout),
-        Details=details,
+        Details=_killing_details(timeout, reason),
     )
 
 
@@ -231,24 +253,31 @@ def _shutdown_delay_skipped(event: ev.TaskShutdownDelaySkipped, time: int) -> Ta
     )
 
 
-def _terminated(event: ev.TaskTerminated, time: int) -> TaskEvent:
-    code, signal, message = event.exit_code, event.signal, event.message
-    details = {
-        "exit_code": str(code),
-        "signal": str(signal),
-        "oom_killed": "true" if event.oom_killed else "false",
-    }
+@lru_cache(maxsize=1024)
+def _terminated_parts(code: int, signal: int, oom_killed: bool, message: str) -> tuple[dict[str, str], str]:
+    details = {"exit_code": str(code), "signal": str(signal), "oom_killed": "true" if oom_killed else "false"}
     if message:
         details["exit_message"] = message
+    return details, terminated_message(code, signal, message)
+
+
+def _terminated(event: ev.TaskTerminated, time: int) -> TaskEvent:
+    code, signal, message = event.exit_code, event.signal, event.message
+    details, display = _terminated_parts(code, signal, event.oom_killed, message)
     return TaskEvent(
         Type="Terminated",
         Time=time,
         ExitCode=code,
         Signal=signal,
         Message=message,
-        DisplayMessage=terminated_message(code, signal, message),
+        DisplayMessage=display,
         Details=details,
     )
+
+
+@lru_cache(maxsize=256)
+def _kill_error_details(error: str) -> dict[str, str]:
+    return {"kill_error": error} if error else _NO_DETAILS
 
 
 def _killed(event: ev.TaskKilled, time: int) -> TaskEvent:
@@ -258,21 +287,27 @@ def _killed(event: ev.TaskKilled, time: int) -> TaskEvent:
         Time=time,
         KillError=error,
         DisplayMessage=error or KILLED_MESSAGE,
-        Details={"kill_error": error} if error else {},
+        Details=_kill_error_details(error),
     )
+
+
+@lru_cache(maxsize=1024)
+def _restarting_parts(delay: int, reason: str) -> tuple[dict[str, str], str]:
+    details = {"start_delay": str(delay)}
+    if reason:
+        details["restart_reason"] = reason
+    return details, restarting_message(reason, delay)
 
 
 def _restarting(event: ev.TaskRestarting, time: int) -> TaskEvent:
     delay, reason = event.delay, event.reason
-    details = {"start_delay": str(delay)}
-    if reason:
-        details["restart_reason"] = reason
+    details, display = _restarting_parts(delay, reason)
     return TaskEvent(
         Type="Restarting",
         Time=time,
         StartDelay=delay,
         RestartReason=reason,
-        DisplayMessage=restarting_message(reason, delay),
+        DisplayMessage=display,
         Details=details,
     )
 

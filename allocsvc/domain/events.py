@@ -259,7 +259,7 @@ ClusterEvent = (
 )
 
 
-class Recorded(msgspec.Struct, frozen=True, kw_only=True):
+class Recorded(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An event as committed: its global log index, stream, stream version and commit time (ns)."""
 
     index: int

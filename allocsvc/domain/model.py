@@ -252,7 +252,7 @@ class Namespace(msgspec.Struct, kw_only=True, frozen=True):
     ModifyIndex: int = 0
 
 
-class TaskEvent(msgspec.Struct, kw_only=True, frozen=True):
+class TaskEvent(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """One Nomad task event; every one of the 24 keys is always present on the wire."""
 
     Type: str
@@ -281,7 +281,7 @@ class TaskEvent(msgspec.Struct, kw_only=True, frozen=True):
     GenericSource: str = ""
 
 
-class TaskState(msgspec.Struct, kw_only=True, frozen=True):
+class TaskState(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """A task's state inside an allocation (Nomad ``TaskState``); times are RFC3339Nano or null."""
 
     State: str = TaskStatus.PENDING
@@ -304,7 +304,7 @@ class DesiredTransition(msgspec.Struct, kw_only=True, frozen=True):
     MigrateDisablePlacement: bool | None = None
 
 
-class AllocState(msgspec.Struct, kw_only=True, frozen=True):
+class AllocState(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """One entry of ``AllocStates``: a ClientStatus change with its time."""
 
     Field: int
@@ -312,7 +312,7 @@ class AllocState(msgspec.Struct, kw_only=True, frozen=True):
     Time: str
 
 
-class Allocation(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True):
+class Allocation(msgspec.Struct, kw_only=True, frozen=True, omit_defaults=True, gc=False):
     """An allocation as Nomad's ``Allocation`` struct.
 
     ``omit_defaults`` reproduces Nomad's struct-level omitempty: zero values are dropped from JSON.

@@ -20,7 +20,7 @@ REASON_UNRECOVERABLE = "Error was unrecoverable"
 REASON_DELAY = "Exceeded allowed attempts, applying a delay"
 
 
-class Tracker(msgspec.Struct, frozen=True, kw_only=True):
+class Tracker(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Restart attempts counted inside the current interval window."""
 
     attempts: int = 0

@@ -430,11 +430,9 @@ def restore_state(log: RecordSource, directory: Path | None) -> Restored:
     state, path, rejected = load_newest(log, directory)
     restored = Restored(state=state or ClusterState(), snapshot=path, rejected=rejected)
     with paused_gc():
-        for recorded in log.iter_records(after=restored.state.last_index):
-            restored.state.apply(recorded)
-            restored.replayed += 1
-    if restored.state.last_index >= FREEZE_AFTER:
-        gc.freeze()
+        restored.replayed = restored.state.apply_all(log.iter_records(after=restored.state.last_index))
+        if restored.state.last_index >= FREEZE_AFTER:
+            gc.freeze()  # before the GC runs again: its next collection would walk the whole new state first
     if path is not None:
         logger.info(
             "restored state from snapshot %s and replayed %d events after it", path.name, restored.replayed

@@ -68,7 +68,7 @@ def read_meta(conn: sqlite3.Connection, key: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def iter_file_records(path: Path, after: int = 0, *, chunk: int = 5000) -> Iterator[Recorded]:
+def iter_file_records(path: Path, after: int = 0, *, chunk: int = 256) -> Iterator[Recorded]:
     """Yield records with index > after from a log file, checking order, checksums and schema."""
     conn = connect(path, readonly=True)
     try:

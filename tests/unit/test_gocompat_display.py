@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from hypothesis import given, strategies as st
 
 from allocsvc.domain.display import display_message
 from allocsvc.domain.model import TaskEvent
@@ -90,3 +93,11 @@ def test_quote_time_and_json_fixups() -> None:
 )  # fmt: skip
 def test_display_messages(event: TaskEvent, text: str) -> None:
     assert display_message(event) == text
+
+
+@given(st.integers(-(10**18), 4 * 10**18))
+def test_rfc3339nano_matches_datetime(ns: int) -> None:
+    seconds, nanos = divmod(ns, 10**9)
+    whole = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f".{nanos:09d}".rstrip("0").rstrip(".")
+    assert rfc3339nano(ns) == f"{whole}{fraction}Z"
