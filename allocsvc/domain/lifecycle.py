@@ -401,6 +401,16 @@ class TaskWork:
             Events=events,
         )
 
+    def push(self, event: ev.TaskEventBase, time: int) -> None:
+        """Append a folded task event (kept as the record's event and time; trimmed in steps)."""
+        events = self.events
+        if events is None:
+            events = self.events = [x for e in self.base.Events for x in (e, None)]
+        events.append(event)
+        events.append(time)
+        if len(events) > 2 * MAX_TASK_EVENTS + 8:
+            del events[: -2 * MAX_TASK_EVENTS]
+
     def freeze_runtime(self) -> TaskRuntime:
         """The ``TaskRuntime`` the ``_RUNTIME_UPDATES`` would have left."""
         rt = self.rt
@@ -473,13 +483,7 @@ class AllocWork:
             if restarting:
                 task.restarts += 1
                 task.last_restart = time
-            events = task.events
-            if events is None:
-                events = task.events = [x for e in task.base.Events for x in (e, None)]
-            events.append(event)
-            events.append(time)
-            if len(events) > 2 * MAX_TASK_EVENTS + 8:
-                del events[: -2 * MAX_TASK_EVENTS]
+            task.push(event, time)
         self.tasks_touched = True
         if rt_op:
             if rt_op == _RT_STARTED:
@@ -502,9 +506,7 @@ class AllocWork:
                 task.rt_changed = self.runtime_changed = True
         if changed:
             self._derive(task, time)
-        self.modify_time = time
-        self.modify_index = recorded.index
-        self.version = recorded.version
+        self._touch(recorded)
 
     # ``fold_task`` for the three commonest task events (seven in ten records of a typical log),
     # with its table lookups resolved; the property tests hold each to ``evolve``.
@@ -514,19 +516,11 @@ class AllocWork:
         event: Any = recorded.event
         task = self.tasks[event.task]
         time = recorded.time
-        events = task.events
-        if events is None:
-            events = task.events = [x for e in task.base.Events for x in (e, None)]
-        events.append(event)
-        events.append(time)
-        if len(events) > 2 * MAX_TASK_EVENTS + 8:
-            del events[: -2 * MAX_TASK_EVENTS]
+        task.push(event, time)
         self.tasks_touched = True
         if self.status_stale:
             self._derive(task, time)
-        self.modify_time = time
-        self.modify_index = recorded.index
-        self.version = recorded.version
+        self._touch(recorded)
 
     def fold_started(self, recorded: ev.Recorded) -> None:
         """``fold_task`` for ``TaskStarted``: the task runs; bookkeeping as ``_after_started``."""
@@ -540,13 +534,7 @@ class AllocWork:
             task.State = R
             task.started_at = time
             changed = True
-        events = task.events
-        if events is None:
-            events = task.events = [x for e in task.base.Events for x in (e, None)]
-        events.append(event)
-        events.append(time)
-        if len(events) > 2 * MAX_TASK_EVENTS + 8:
-            del events[: -2 * MAX_TASK_EVENTS]
+        task.push(event, time)
         self.tasks_touched = True
         if not task.started_once or task.restart_requested:
             task.started_once = True
@@ -554,9 +542,7 @@ class AllocWork:
             task.rt_changed = self.runtime_changed = True
         if changed:
             self._derive(task, time)
-        self.modify_time = time
-        self.modify_index = recorded.index
-        self.version = recorded.version
+        self._touch(recorded)
 
     def fold_restarting(self, recorded: ev.Recorded) -> None:
         """``fold_task`` for ``TaskRestarting``: pending again, one restart more; as ``_after_restarting``."""
@@ -571,13 +557,7 @@ class AllocWork:
             changed = True
         task.restarts += 1
         task.last_restart = time
-        events = task.events
-        if events is None:
-            events = task.events = [x for e in task.base.Events for x in (e, None)]
-        events.append(event)
-        events.append(time)
-        if len(events) > 2 * MAX_TASK_EVENTS + 8:
-            del events[: -2 * MAX_TASK_EVENTS]
+        task.push(event, time)
         self.tasks_touched = True
         if event.attempts or event.window_start:  # a user restart leaves the policy tracker alone
             task.attempts = event.attempts
@@ -585,7 +565,11 @@ class AllocWork:
             task.rt_changed = self.runtime_changed = True
         if changed:
             self._derive(task, time)
-        self.modify_time = time
+        self._touch(recorded)
+
+    def _touch(self, recorded: ev.Recorded) -> None:
+        """The allocation's modify time and index, and the stream version, after a folded record."""
+        self.modify_time = recorded.time
         self.modify_index = recorded.index
         self.version = recorded.version
 
