@@ -266,7 +266,7 @@ class Suite:
                 notes=f"(RSS after populating - RSS of the empty agent) / allocs; p99 column = same after "
                 f"full lists filled the encoded caches; empty agent {rss_empty / 1024:.0f} MiB, "
                 f"loaded {point['rss_idle_kb'] / 1024:.0f} MiB. Each allocation runs a live mock task "
-                "(actor + task runner + driver handle).",
+                "(its actor a trio task only while it has work, its runner parked on the handle).",
                 extra={"rss_empty_kb": rss_empty, **point},
             )
         )
