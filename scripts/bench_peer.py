@@ -9,6 +9,8 @@ in the same run. Workloads, each durable per append (``synchronous`` is read bac
 - read: every event back in order (allocsvc: ``iter_file_records``, which also verifies checksums
   and decodes each event; eventsourcing: ``select_notifications`` pages of raw bytes).
 
+Each repetition runs both sides once per append workload, alternating which goes first.
+
 Called by ``bench_suite.py``; ``python scripts/bench_peer.py`` prints the JSON alone.
 """
 
@@ -133,12 +135,18 @@ def run(*, sequential: int = 3000, concurrent: int = 20000, repeat: int = 3) -> 
     for r in range(repeat):
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            rate, sync = es_append(root / f"es-seq{r}.db", sequential, 1)
-            out["es_seq"].append(rate)
-            out["as_seq"].append(allocsvc_append(root / f"as-seq{r}.db", sequential, 1))
-            rate, sync = es_append(root / f"es-c{r}.db", concurrent, 64)
-            out["es_c64"].append(rate)
-            out["as_c64"].append(allocsvc_append(root / f"as-c{r}.db", concurrent, 64))
+            for peer_first in (r % 2 == 0, r % 2 == 1):  # alternate who runs first in each pair
+                if peer_first:
+                    rate, sync = es_append(root / f"es-seq{r}.db", sequential, 1)
+                    out["es_seq"].append(rate)
+                else:
+                    out["as_seq"].append(allocsvc_append(root / f"as-seq{r}.db", sequential, 1))
+            for peer_first in (r % 2 == 0, r % 2 == 1):
+                if peer_first:
+                    rate, sync = es_append(root / f"es-c{r}.db", concurrent, 64)
+                    out["es_c64"].append(rate)
+                else:
+                    out["as_c64"].append(allocsvc_append(root / f"as-c{r}.db", concurrent, 64))
             out["es_read"].append(es_read(root / f"es-c{r}.db"))
             out["as_read"].append(allocsvc_read(root / f"as-c{r}.db"))
     return {"samples": out, "eventsourcing_synchronous": sync, "sequential": sequential, "concurrent": concurrent}

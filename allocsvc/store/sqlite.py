@@ -49,6 +49,8 @@ INLINE_COMMIT_BUDGET = 0.001
 
 _SMOOTHING = 0.2
 
+_INSERT = "INSERT INTO events (idx, stream, version, time, type, data, crc) VALUES (?, ?, ?, ?, ?, ?, ?)"
+
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open the log database with the pragmas every connection needs."""
@@ -275,11 +277,11 @@ class SqliteEventLog:
             if self.commit_delay:
                 await trio.sleep(self.commit_delay)
             try:
-                with trio.CancelScope(shield=True):
-                    if self.write_inline or self._commit_here(batch):
-                        self._timed_write(rows)
-                        self.inline_commits += 1
-                    else:
+                if self.write_inline or self._commit_here(batch):
+                    self._timed_write(rows)  # no await: nothing can cancel it
+                    self.inline_commits += 1
+                else:
+                    with trio.CancelScope(shield=True):
                         await self._thread().run(lambda: self._timed_write(rows))
             except BaseException as exc:
                 for stream, version in undo.items():
@@ -322,9 +324,10 @@ class SqliteEventLog:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                "INSERT INTO events (idx, stream, version, time, type, data, crc) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
-            )
+            if len(rows) == 1:  # a lone event: execute skips executemany's per-call iterator setup
+                conn.execute(_INSERT, rows[0])
+            else:
+                conn.executemany(_INSERT, rows)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
