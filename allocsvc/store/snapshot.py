@@ -124,21 +124,37 @@ class _Object:
     def encode(self, obj: object) -> dict[str, Any]:
         """Attribute name → encoded value (a ``Raw``, or a list of ``Raw`` pieces for a Map)."""
         self.check(obj)
-        out: dict[str, Any] = {}
+        return {name: self._encode_field(kind, getattr(obj, name)) for name, kind in self.fields.items()}
+
+    def encode_parts(self, obj: object) -> Iterator[bytes]:
+        """``msgpack.encode(self.encode(obj))`` as consecutive parts, never joined into one buffer.
+
+        Joining a 100k-allocation state (200 MB) is one 145 ms call holding the GIL; the parts
+        let a writer thread compress as it goes and give the GIL up between them.
+        """
+        self.check(obj)
+        yield _container_header(0x80, 0xDE, len(self.fields))
         for name, kind in self.fields.items():
-            value = getattr(obj, name)
-            if isinstance(kind, _Object):
-                out[name] = msgspec.Raw(msgspec.msgpack.encode(kind.encode(value)))
-            elif isinstance(kind, Map):
-                entries = iter(value.items())
-                pieces: list[msgspec.Raw] = []
-                while piece := dict(itertools.islice(entries, CHUNK)):
-                    pieces.append(msgspec.Raw(msgspec.msgpack.encode(piece)))
-                    time.sleep(0)  # let a waiting thread (the event loop) take the GIL
-                out[name] = pieces
+            yield msgspec.msgpack.encode(name)
+            value = self._encode_field(kind, getattr(obj, name))
+            if isinstance(value, list):
+                yield _container_header(0x90, 0xDC, len(value))
+                yield from value
             else:
-                out[name] = msgspec.Raw(msgspec.msgpack.encode(value))
-        return out
+                yield value
+
+    @staticmethod
+    def _encode_field(kind: Any, value: Any) -> Any:
+        if isinstance(kind, _Object):
+            return msgspec.Raw(msgspec.msgpack.encode(kind.encode(value)))
+        if isinstance(kind, Map):
+            entries = iter(value.items())
+            pieces: list[msgspec.Raw] = []
+            while piece := dict(itertools.islice(entries, CHUNK)):
+                pieces.append(msgspec.Raw(msgspec.msgpack.encode(piece)))
+                time.sleep(0)  # let a waiting thread (the event loop) take the GIL
+            return pieces
+        return msgspec.Raw(msgspec.msgpack.encode(value))
 
     def decode(self, encoded: dict[str, Any]) -> Any:
         """Rebuild an instance without running ``__init__``; every attribute must be present."""
@@ -159,6 +175,15 @@ class _Object:
                 value = msgspec.msgpack.decode(encoded[name], type=kind)
             setattr(obj, name, value)
         return obj
+
+
+def _container_header(fix: int, sized: int, count: int) -> bytes:
+    """A msgpack map (``0x80``/``0xDE``) or array (``0x90``/``0xDC``) header, smallest form."""
+    if count < 16:
+        return bytes([fix | count])
+    if count < 1 << 16:
+        return bytes([sized]) + count.to_bytes(2, "big")
+    return bytes([sized + 1]) + count.to_bytes(4, "big")
 
 
 class Map:
@@ -262,10 +287,16 @@ def record_at(log: RecordSource, index: int) -> Recorded | None:
 
 def encode_snapshot(state: ClusterState, anchor: int) -> bytes:
     """The complete file contents for ``state`` (header + compressed payload)."""
-    raw = msgspec.msgpack.encode(STATE_FORMAT.encode(state))
-    payload = zlib.compress(raw, 1)
+    compressor = zlib.compressobj(1)
+    raw_length = 0
+    compressed: list[bytes] = []
+    for part in STATE_FORMAT.encode_parts(state):
+        raw_length += len(part)
+        compressed.append(compressor.compress(part))  # deflate runs without the GIL
+    compressed.append(compressor.flush())
+    payload = b"".join(compressed)
     header = _HEADER.pack(
-        _MAGIC, SNAPSHOT_FORMAT, state.last_index, anchor, len(raw), len(payload), zlib.crc32(payload)
+        _MAGIC, SNAPSHOT_FORMAT, state.last_index, anchor, raw_length, len(payload), zlib.crc32(payload)
     )
     return header + _HEADER_CRC.pack(zlib.crc32(header)) + payload
 

@@ -17,7 +17,9 @@ from allocsvc.domain.model import Namespace
 from allocsvc.service import log_path, open_service
 from allocsvc.store.snapshot import (
     HEADER_SIZE,
+    STATE_FORMAT,
     SnapshotError,
+    _container_header,
     anchor_of,
     copy_state,
     decode_snapshot,
@@ -89,6 +91,22 @@ def test_equality_is_exact(data: Path) -> None:
     other = copy_state(state)
     other.acl.bootstrap_index += 1
     assert other != state
+
+
+def test_streamed_payload_is_the_one_msgpack_encoding(data: Path) -> None:
+    """The snapshot payload is written in parts; joined, they are exactly msgspec's encoding."""
+    state = full_replay(data)
+    assert len(state.allocs) > 0
+    parts = list(STATE_FORMAT.encode_parts(state))
+    assert len(parts) > len(STATE_FORMAT.fields)
+    assert b"".join(parts) == msgspec.msgpack.encode(STATE_FORMAT.encode(state))
+    for count in (0, 1, 15, 16, 65_535, 65_536):
+        items = msgspec.msgpack.encode([None] * count)
+        assert _container_header(0x90, 0xDC, count) == items[: len(items) - count]
+        mapping = msgspec.msgpack.encode(dict.fromkeys(range(count)))
+        assert mapping.startswith(_container_header(0x80, 0xDE, count))
+    _, decoded = decode_snapshot(encode_snapshot(state, anchor=0))
+    assert decoded == state
 
 
 def test_copy_is_independent_of_later_folds(data: Path, built: Built) -> None:
