@@ -487,23 +487,15 @@ class AllocWork:
         self.tasks_touched = True
         if rt_op:
             if rt_op == _RT_STARTED:
-                if not task.started_once or task.restart_requested:
-                    task.started_once = True
-                    task.restart_requested = False
-                    task.rt_changed = self.runtime_changed = True
+                self._note_started(task)
             elif rt_op == _RT_RESTARTING:
-                if event.attempts or event.window_start:  # a user restart leaves the policy tracker alone
-                    task.attempts = event.attempts
-                    task.window_start = event.window_start
-                    task.rt_changed = self.runtime_changed = True
+                self._note_restarting(task, event)
             elif rt_op == _RT_KILLING:
                 task.kill_requested = task.rt_changed = self.runtime_changed = True
             elif rt_op == _RT_RESTART_SIGNALED:
                 task.restart_requested = task.rt_changed = self.runtime_changed = True
             else:  # _RT_FINISHED
-                task.attempts = event.attempts
-                task.window_start = event.window_start
-                task.rt_changed = self.runtime_changed = True
+                self._note_tracker(task, event)
         if changed:
             self._derive(task, time)
         self._touch(recorded)
@@ -525,9 +517,7 @@ class AllocWork:
     def fold_started(self, recorded: ev.Recorded) -> None:
         """``fold_task`` for ``TaskStarted``: the task runs; bookkeeping as ``_after_started``."""
         event: Any = recorded.event
-        task = self.tasks[event.task]
-        if task.rt is None:
-            raise KeyError(event.task)
+        task = self._tracked(event.task)
         time = recorded.time
         changed = self.status_stale
         if task.State != R:
@@ -536,10 +526,7 @@ class AllocWork:
             changed = True
         task.push(event, time)
         self.tasks_touched = True
-        if not task.started_once or task.restart_requested:
-            task.started_once = True
-            task.restart_requested = False
-            task.rt_changed = self.runtime_changed = True
+        self._note_started(task)
         if changed:
             self._derive(task, time)
         self._touch(recorded)
@@ -547,9 +534,7 @@ class AllocWork:
     def fold_restarting(self, recorded: ev.Recorded) -> None:
         """``fold_task`` for ``TaskRestarting``: pending again, one restart more; as ``_after_restarting``."""
         event: Any = recorded.event
-        task = self.tasks[event.task]
-        if task.rt is None:
-            raise KeyError(event.task)
+        task = self._tracked(event.task)
         time = recorded.time
         changed = self.status_stale
         if task.State != P:
@@ -559,13 +544,34 @@ class AllocWork:
         task.last_restart = time
         task.push(event, time)
         self.tasks_touched = True
-        if event.attempts or event.window_start:  # a user restart leaves the policy tracker alone
-            task.attempts = event.attempts
-            task.window_start = event.window_start
-            task.rt_changed = self.runtime_changed = True
+        self._note_restarting(task, event)
         if changed:
             self._derive(task, time)
         self._touch(recorded)
+
+    def _note_started(self, task: TaskWork) -> None:
+        """``_after_started``: the first start, or the first after a user restart, is bookkept."""
+        if not task.started_once or task.restart_requested:
+            task.started_once = True
+            task.restart_requested = False
+            task.rt_changed = self.runtime_changed = True
+
+    def _note_restarting(self, task: TaskWork, event: Any) -> None:
+        """``_after_restarting``: a policy restart moves the tracker; a user restart leaves it alone."""
+        if event.attempts or event.window_start:
+            self._note_tracker(task, event)
+
+    def _note_tracker(self, task: TaskWork, event: Any) -> None:
+        task.attempts = event.attempts
+        task.window_start = event.window_start
+        task.rt_changed = self.runtime_changed = True
+
+    def _tracked(self, name: str) -> TaskWork:
+        """The task's working copy; a KeyError (as ``evolve`` raises) if it has no bookkeeping."""
+        task = self.tasks[name]
+        if task.rt is None:
+            raise KeyError(name)
+        return task
 
     def _touch(self, recorded: ev.Recorded) -> None:
         """The allocation's modify time and index, and the stream version, after a folded record."""
