@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from allocsvc.domain.events import Event
+from allocsvc.errors import LogCorruptError
 
 FORMAT_VERSION = 1
 """Version of the on-disk record format (see design/event-log.md)."""
@@ -95,3 +96,16 @@ def event_tag(event: Event) -> str:
     """The stable tag of an event (its class name at the time it was first logged)."""
     tag = type(event).__struct_config__.tag
     return str(tag)
+
+
+def verified_event(data: bytes, crc: int, index: int) -> Event:
+    """The event stored at ``index``, after its checksum; a corrupt record is named by position.
+
+    Every reader of the log (replay, history, the log tools) checks records through this.
+    """
+    if checksum(data) != crc:
+        raise LogCorruptError("checksum mismatch", position=index)
+    try:
+        return decode_event(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise LogCorruptError(f"undecodable event: {exc}", position=index) from exc

@@ -17,13 +17,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import msgspec
 import outcome
 import trio
 
 from allocsvc.domain.events import Recorded
 from allocsvc.errors import LogCorruptError
-from allocsvc.store.codec import FORMAT_VERSION, checksum, decode_event, encode_event, event_tag
+from allocsvc.store.codec import FORMAT_VERSION, checksum, encode_event, event_tag, verified_event
 from allocsvc.store.log import CommitListener, StreamWrite, check_and_number
 
 SCHEMA = """
@@ -73,6 +72,7 @@ def read_meta(conn: sqlite3.Connection, key: str) -> str | None:
 def iter_file_records(path: Path, after: int = 0, *, chunk: int = 256) -> Iterator[Recorded]:
     """Yield records with index > after from a log file, checking order, checksums and schema."""
     conn = connect(path, readonly=True)
+    verified = verified_event
     try:
         expected = after + 1
         while True:
@@ -85,13 +85,7 @@ def iter_file_records(path: Path, after: int = 0, *, chunk: int = 256) -> Iterat
             for idx, stream, version, time, data, crc in rows:
                 if idx != expected:
                     raise LogCorruptError(f"index gap: expected {expected}, found {idx}", position=expected)
-                if checksum(data) != crc:
-                    raise LogCorruptError("checksum mismatch", position=idx)
-                try:
-                    event = decode_event(data)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    raise LogCorruptError(f"undecodable event: {exc}", position=idx) from exc
-                yield Recorded(index=idx, stream=stream, version=version, time=time, event=event)
+                yield Recorded(index=idx, stream=stream, version=version, time=time, event=verified(data, crc, idx))
                 expected += 1
     finally:
         conn.close()

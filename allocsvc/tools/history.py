@@ -13,9 +13,8 @@ import msgspec
 
 from allocsvc.domain import events as ev
 from allocsvc.domain.display import to_task_event
-from allocsvc.errors import LogCorruptError
 from allocsvc.gocompat import SECOND
-from allocsvc.store.codec import checksum, decode_event, event_tag
+from allocsvc.store.codec import event_tag, verified_event
 from allocsvc.tools.logfile import LogFile, ToolError
 
 
@@ -76,12 +75,7 @@ def alloc_history(log: LogFile, prefix: str, *, task: str = "") -> tuple[str, li
     alloc_id = resolve_alloc(log, prefix)
     entries: list[TimelineEntry] = []
     for row in log.stream_rows(ev.alloc_stream(alloc_id)):
-        if checksum(row.data) != row.crc:
-            raise LogCorruptError("checksum mismatch", position=row.idx)
-        try:
-            event = decode_event(row.data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise LogCorruptError(f"undecodable event: {exc}", position=row.idx) from exc
+        event = verified_event(row.data, row.crc, row.idx)
         event_task, type_, message = describe(event, row.time)
         if task and event_task != task:
             continue

@@ -30,7 +30,7 @@ from allocsvc.domain.cluster import ClusterState
 from allocsvc.domain.events import Recorded
 from allocsvc.domain.model import Allocation, Evaluation, Job
 from allocsvc.errors import LogCorruptError
-from allocsvc.store.codec import checksum, decode_event
+from allocsvc.store.codec import verified_event
 from allocsvc.store.log import EventLog
 from allocsvc.store.sqlite import SqliteEventLog, connect, iter_file_records
 
@@ -76,13 +76,7 @@ def _stream_rows(conn: sqlite3.Connection, stream: str, upto: int) -> list[Recor
     for expected, (idx, version, time, data, crc) in enumerate(rows, start=1):
         if version != expected:
             raise LogCorruptError(f"stream {stream} jumps to version {version}, expected {expected}", position=idx)
-        if checksum(data) != crc:
-            raise LogCorruptError("checksum mismatch", position=idx)
-        try:
-            event = decode_event(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise LogCorruptError(f"undecodable event: {exc}", position=idx) from exc
-        out.append(Recorded(index=idx, stream=stream, version=version, time=time, event=event))
+        out.append(Recorded(index=idx, stream=stream, version=version, time=time, event=verified_event(data, crc, idx)))
     return out
 
 
