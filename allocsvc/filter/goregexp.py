@@ -96,13 +96,13 @@ class _Translator:
         self.out.append(")" * self.extra)
         return "".join(self.out)
 
-    def _repeat(self, ch: str) -> None:
+    def _repeat(self, op: str) -> None:
+        """A repetition operator (``*``, ``+``, ``?`` or a checked ``{n,m}``), lazy when ``?`` follows."""
         if not self.can_repeat:
             if self.last_repeat:
-                raise _err("invalid nested repetition operator", self.last_repeat + ch)
-            raise _err("missing argument to repetition operator", ch)
-        op = ch
-        self.i += 1
+                raise _err("invalid nested repetition operator", self.last_repeat + op)
+            raise _err("missing argument to repetition operator", op)
+        self.i += len(op)
         if self.src[self.i : self.i + 1] == "?":
             op += "?"
             self.i += 1
@@ -117,18 +117,7 @@ class _Translator:
         hi = int(m.group(3)) if m.group(3) else None
         if lo > 1000 or (hi is not None and (hi > 1000 or hi < lo)):
             raise _err("invalid repeat count", m.group(0))
-        if not self.can_repeat:
-            if self.last_repeat:
-                raise _err("invalid nested repetition operator", self.last_repeat + m.group(0))
-            raise _err("missing argument to repetition operator", m.group(0))
-        op = m.group(0)
-        self.i += len(op)
-        if self.src[self.i : self.i + 1] == "?":
-            op += "?"
-            self.i += 1
-        self.out.append(op)
-        self.can_repeat = False
-        self.last_repeat = op
+        self._repeat(m.group(0))
 
     def _open(self) -> None:
         src = self.src
