@@ -233,7 +233,8 @@ def task_events(service: Service, alloc_id: str) -> list[str]:
     ]
 
 
-async def test_agent_restart_restores_with_policy_and_leaves_no_orphans(tmp_path: Path) -> None:
+async def place_sleeper(service: Service) -> str:
+    """One raw_exec task that records its pid and sleeps (restart delay 100 ms); its alloc ID once running."""
     body = example_job(
         "svc",
         count=1,
@@ -241,12 +242,15 @@ async def test_agent_restart_restores_with_policy_and_leaves_no_orphans(tmp_path
         Config={"command": SH, "args": ["-c", "echo $$ >> pids; exec sleep 300"]},
     )
     body["Job"]["TaskGroups"][0]["RestartPolicy"].update(Delay=100_000_000)
+    await service.scheduler.register(job_from(body))
+    alloc_id = next(iter(service.model.state.allocs))
+    await wait_until(service, lambda: service.model.state.allocs[alloc_id].alloc.ClientStatus == "running")
+    return alloc_id
+
+
+async def test_agent_restart_restores_with_policy_and_leaves_no_orphans(tmp_path: Path) -> None:
     async with open_service(raw_config(tmp_path)) as service:
-        await service.scheduler.register(job_from(body))
-        alloc_id = next(iter(service.model.state.allocs))
-        await wait_until(
-            service, lambda: service.model.state.allocs[alloc_id].alloc.ClientStatus == "running"
-        )
+        alloc_id = await place_sleeper(service)
         assert service.runtime.data_dir is not None
         pids_file = service.runtime.data_dir / "alloc" / alloc_id / "server" / "pids"
         first = int((await read_when(pids_file))[0])
@@ -276,19 +280,8 @@ async def test_agent_restart_restores_with_policy_and_leaves_no_orphans(tmp_path
 
 
 async def test_restarted_agent_kills_what_a_crashed_agent_left(tmp_path: Path) -> None:
-    body = example_job(
-        "svc",
-        count=1,
-        Driver="raw_exec",
-        Config={"command": SH, "args": ["-c", "echo $$ >> pids; exec sleep 300"]},
-    )
-    body["Job"]["TaskGroups"][0]["RestartPolicy"].update(Delay=100_000_000)
     async with open_service(raw_config(tmp_path)) as service:
-        await service.scheduler.register(job_from(body))
-        alloc_id = next(iter(service.model.state.allocs))
-        await wait_until(
-            service, lambda: service.model.state.allocs[alloc_id].alloc.ClientStatus == "running"
-        )
+        alloc_id = await place_sleeper(service)
         assert service.runtime.data_dir is not None
         task_dir = service.runtime.data_dir / "alloc" / alloc_id / "server"
         await read_when(task_dir / "pids")
