@@ -28,6 +28,7 @@ from allocsvc.drivers.exec_session import CHUNK
 from tests.acl_fixtures import ACLAgent, open_acl_agent
 from tests.conftest import Served, open_served
 from tests.helpers import example_job, wait_until
+from tests.processes import alive, gone
 
 TEXT = "text/plain; charset=utf-8"
 MOCK_TASK: dict[str, Any] = {"Driver": "mock", "Config": {}}
@@ -140,28 +141,6 @@ async def read_until(ws: WebSocketConnection, predicate: Any, frames: list[str])
         message = await ws.get_message()
         assert isinstance(message, str)
         frames.append(message)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
-async def wait_gone(pid: int) -> None:
-    """Wait until the process has exited (a pidfd becomes readable then)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        with trio.fail_after(10):
-            await trio.lowlevel.wait_readable(fd)
-    finally:
-        os.close(fd)
 
 
 def audit_events(s: Served, alloc_id: str) -> list[ExecSessionRecorded]:
@@ -470,9 +449,9 @@ async def test_disconnect_kills_the_whole_process_group(served: Served) -> None:
             frames: list[str] = []
             await read_until(ws, lambda out: out.endswith(b"\n"), frames)
             pids = [int(p) for p in _stream(frames, "stdout").split()]
-            assert all(pid_alive(p) for p in pids)
+            assert all(alive(p) for p in pids)
     for pid in pids:
-        await wait_gone(pid)
+        await gone(pid)
     await wait_until(served.service, lambda: len(audit_events(served, alloc_id)) == 1)
     event = audit_events(served, alloc_id)[0]
     assert event.error == "client disconnected"
@@ -492,7 +471,7 @@ async def test_stopping_the_task_ends_its_sessions(served: Served) -> None:
             done = await drain(ws)
     assert done.exit == {"exited": True, "result": {"exit_code": 137}}
     assert done.code == 1000
-    await wait_gone(pid)
+    await gone(pid)
     assert audit_events(served, alloc_id)[0].error == "task stopped"
 
 
@@ -509,7 +488,7 @@ async def test_restarting_the_task_ends_its_sessions(served: Served) -> None:
             assert r.status_code == 200, r.text
             done = await drain(ws)
     assert done.exit == {"exited": True, "result": {"exit_code": 137}}
-    await wait_gone(pid)
+    await gone(pid)
     assert audit_events(served, alloc_id)[0].error in ("task stopped", "task restarted")
 
     def restarted() -> bool:
@@ -551,11 +530,11 @@ async def test_slow_client_holds_the_process_back(served: Served) -> None:
             await trio.sleep(1.0)
             io = await trio.Path(f"/proc/{pid}/io").read_text()
             written = int(next(line for line in io.splitlines() if line.startswith("wchar:")).split()[1])
-            assert pid_alive(pid)
+            assert alive(pid)
             assert written < 32_000_000, f"{written} bytes written while the client read nothing"
             for _ in range(10):
                 assert "stdout" in json.loads(await ws.get_message())
-    await wait_gone(pid)
+    await gone(pid)
 
 
 async def test_sessions_are_recorded_for_audit(served: Served) -> None:
@@ -720,5 +699,5 @@ async def test_acl_revoked_token_ends_its_session(acl_agent: ACLAgent) -> None:
             done = await drain(ws)
     assert (done.code, done.reason) == (1008, "Permission denied")
     assert done.exit is None
-    await wait_gone(pid)
+    await gone(pid)
     assert audit_events(served, alloc_id)[-1].error == "token no longer valid"
