@@ -272,7 +272,7 @@ def alloc_routes(service: Service) -> Blueprint:
             alloc_id, cmd.StopAlloc(eval_id=eval_id, no_shutdown_delay=no_delay, reschedule=reschedule)
         )
         index = records[-1].index
-        return json_response({"EvalID": eval_id, "Index": index}, headers={"X-Nomad-Index": str(index)})
+        return json_response(stop_answer(eval_id, index), headers={"X-Nomad-Index": str(index)})
 
     async def alloc_checks(raw_id: str) -> Response:
         if request.method != "GET":
@@ -295,6 +295,11 @@ def alloc_routes(service: Service) -> Blueprint:
         return json_response([], headers=meta_headers(service.model.index("allocs")))
 
     return bp
+
+
+def stop_answer(eval_id: str, index: int) -> dict[str, Any]:
+    """``structs.AllocStopResponse``: the stop evaluation and the index it was committed at."""
+    return {"EvalID": eval_id, "Index": index}
 
 
 def _recheck(authz: Authorizer) -> Any:

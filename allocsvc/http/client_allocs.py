@@ -99,7 +99,7 @@ def client_alloc_routes(service: Service) -> Blueprint:
         body = _decode(data, SIGNAL_REQUEST, prefix="Failed to decode body: ")
         parse_list_options(request.args)
         alloc_id = lifecycle_target(raw_id, caller(body.get("AuthToken", "")))
-        command = cmd.SignalTask(task=body.get("Task", ""), signal=body.get("Signal", ""))
+        command = signal_command(body)
         await service.supervisor.ask(alloc_id, command)
         return json_response({"Index": 0})
 
@@ -108,11 +108,21 @@ def client_alloc_routes(service: Service) -> Blueprint:
         data: bytes = await request.get_data(cache=True, as_text=False, parse_form_data=False)
         body = _decode(data, RESTART_REQUEST, prefix="", empty_ok=True)
         alloc_id = lifecycle_target(raw_id, caller(""))
-        command = cmd.RestartTask(task=body.get("TaskName", ""), all_tasks=body.get("AllTasks", False))
+        command = restart_command(body)
         await service.supervisor.ask(alloc_id, command)
         return json_response({"Index": 0})
 
     return bp
+
+
+def signal_command(body: dict[str, Any]) -> cmd.SignalTask:
+    """The command a decoded ``AllocSignalRequest`` asks for (the route and ``fast_writes`` share it)."""
+    return cmd.SignalTask(task=body.get("Task", ""), signal=body.get("Signal", ""))
+
+
+def restart_command(body: dict[str, Any]) -> cmd.RestartTask:
+    """The command a decoded restart body asks for (the route and ``fast_writes`` share it)."""
+    return cmd.RestartTask(task=body.get("TaskName", ""), all_tasks=body.get("AllTasks", False))
 
 
 def _decode(data: bytes, target: GoType, *, prefix: str, empty_ok: bool = False) -> dict[str, Any]:

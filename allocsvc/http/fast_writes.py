@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from allocsvc.domain import commands as cmd
 from allocsvc.errors import AllocsvcError
-from allocsvc.http.client_allocs import RESTART_REQUEST, SIGNAL_REQUEST
+from allocsvc.http.allocs import stop_answer
+from allocsvc.http.client_allocs import RESTART_REQUEST, SIGNAL_REQUEST, restart_command, signal_command
 from allocsvc.http.gojson import GoJSONError, decode_body
 from allocsvc.http.responses import JSON, TEXT, gzip_body
 from allocsvc.views.wire import encode
@@ -59,10 +60,8 @@ def _command(service: Service, action: str, body: bytes, chunked: bool) -> cmd.A
         if action == "signal":
             if not body:
                 return None
-            fields = decode_body(body, SIGNAL_REQUEST) or {}
-            return cmd.SignalTask(task=fields.get("Task", ""), signal=fields.get("Signal", ""))
-        fields = (decode_body(body, RESTART_REQUEST) or {}) if body else {}
-        return cmd.RestartTask(task=fields.get("TaskName", ""), all_tasks=fields.get("AllTasks", False))
+            return signal_command(decode_body(body, SIGNAL_REQUEST) or {})
+        return restart_command((decode_body(body, RESTART_REQUEST) or {}) if body else {})
     except GoJSONError:
         return None
 
@@ -115,7 +114,7 @@ def fast_write_path(service: Service, inner: ASGIApp) -> ASGIApp:
             return
         if isinstance(command, cmd.StopAlloc):
             index = records[-1].index
-            payload = encode({"EvalID": command.eval_id, "Index": index})
+            payload = encode(stop_answer(command.eval_id, index))
             await _send(send, 200, payload, JSON, raw_headers, [(b"x-nomad-index", str(index).encode())])
         else:
             await _send(send, 200, encode({"Index": 0}), JSON, raw_headers, [])
