@@ -526,10 +526,16 @@ async def test_slow_client_holds_the_process_back(served: Served) -> None:
             while "stderr" not in frame:
                 frame = json.loads(await ws.get_message())
             pid = int(base64.b64decode(frame["stderr"]["data"]))
-            # Read nothing for a moment: the writer must block instead of the server buffering.
-            await trio.sleep(1.0)
-            io = await trio.Path(f"/proc/{pid}/io").read_text()
-            written = int(next(line for line in io.splitlines() if line.startswith("wchar:")).split()[1])
+            # Read nothing: the writer must come to a stop (blocked on its pipe) instead of the server
+            # buffering its output. Poll its written-bytes counter until it stays put.
+            io = trio.Path(f"/proc/{pid}/io")
+            written, stable = -1, 0
+            while stable < 10:
+                await trio.sleep(0.02)  # polling a counter, bounded by the fail_after above
+                text = await io.read_text()
+                now = int(next(line for line in text.splitlines() if line.startswith("wchar:")).split()[1])
+                stable = stable + 1 if now == written else 0
+                written = now
             assert alive(pid)
             assert written < 32_000_000, f"{written} bytes written while the client read nothing"
             for _ in range(10):
